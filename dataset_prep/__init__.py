@@ -1,0 +1,1 @@
+"""Raw data -> RecBole atomic files, and LLM item embeddings (thin CLIs)."""

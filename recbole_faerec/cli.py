@@ -1,0 +1,58 @@
+"""Command line of ``run_recbole_faerec.py``: train FAERec around a RecBole backbone.
+
+Flags besides the ones below are RecBole's ``--key=value`` overrides (RecBole's ``Config``
+reads them from the command line itself, with the highest precedence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the FAERec command line."""
+    parser = argparse.ArgumentParser(
+        prog="run_recbole_faerec.py",
+        description="Train and evaluate FAERec around a RecBole sequential backbone. Any "
+        "other --key=value is a RecBole/FAERec config override (e.g. --epochs=5 --alpha=0.3).",
+    )
+    parser.add_argument("--model", "-m", default="SASRec", help="backbone FAERec wraps")
+    parser.add_argument("--dataset", "-d", default="amazon-beauty", help="dataset name")
+    parser.add_argument(
+        "--config_files", default=None, help="space-separated yaml files (RecBole style)"
+    )
+    parser.add_argument("--nproc", type=int, default=1, help="processes (CUDA GPUs only)")
+    parser.add_argument(
+        "--base", action="store_true", help="train the bare backbone on the same pipeline"
+    )
+    parser.add_argument(
+        "--list-backbones", action="store_true", help="print the supported backbones"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args, _ = build_parser().parse_known_args(argv)
+    if args.list_backbones:
+        from recbole_faerec.backbones import format_backbone_list
+
+        print(format_backbone_list())
+        return 0
+    if args.nproc > 1:
+        import torch
+
+        if not torch.cuda.is_available():
+            print(
+                "--nproc > 1 needs CUDA GPUs: RecBole's distributed training uses NCCL. "
+                "Use --nproc=1 on a CPU machine.",
+                file=sys.stderr,
+            )
+            return 2
+    from recbole_faerec.quick_start import run
+
+    config_files = args.config_files.strip().split(" ") if args.config_files else None
+    run(args.model, args.dataset, config_files, nproc=args.nproc, base=args.base)
+    return 0

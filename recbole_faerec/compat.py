@@ -1,0 +1,26 @@
+"""Every version shim the plugin needs, in one place, one comment each.
+
+RecBole 1.2.1 predates torch 2.6, numpy 2 and pandas 3; the pins in ``setup.cfg`` keep numpy and
+pandas on versions RecBole runs with. What cannot be pinned away is adjusted here, at import time
+of :mod:`recbole_faerec`, so the rest of the code can call RecBole as documented.
+"""
+
+from __future__ import annotations
+
+import os
+
+_APPLIED = False
+
+
+def apply() -> None:
+    """Apply all shims once per process (idempotent)."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    # torch >= 2.6 loads checkpoints with ``weights_only=True`` by default, but RecBole's Trainer
+    # (``resume_checkpoint`` and ``evaluate(load_best_model=True)``) stores its Config object in
+    # the checkpoint and calls ``torch.load`` without ``weights_only``. The variable only affects
+    # call sites that leave ``weights_only`` unset, and, being in the environment, it also reaches
+    # Ray workers and subprocesses started after this import.
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    _APPLIED = True

@@ -1,0 +1,81 @@
+"""Configuration layering for FAERec runs on top of RecBole's :class:`~recbole.config.Config`.
+
+Files are merged in this order, later ones winning (RecBole then applies its own precedence,
+``command line > config_dict > config files > RecBole defaults``)::
+
+    backbone < metrics.yaml < embedding.yaml < FAERec.yaml < dataset yaml < user files
+
+The backbone yaml is the plugin's own (``properties/model/<name>.yaml``) for the models it adds,
+else RecBole's. A ``--base`` run uses the very same files, so the bare backbone and FAERec share
+every setting but FAERec itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import recbole
+from recbole.config import Config
+from recbole.utils import InputType
+
+from recbole_faerec.metrics import register_metrics
+from recbole_faerec.model.registry import get_model, get_sequential_model
+
+PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
+RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
+
+
+def backbone_config_file(backbone: str) -> Path | None:
+    """The default yaml of ``backbone``: the plugin's for its own models, else RecBole's."""
+    for folder in (PROPERTIES_DIR / "model", RECBOLE_PROPERTIES_DIR / "model"):
+        path = folder / f"{backbone}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
+def default_config_files(backbone: str, dataset: str) -> list[str]:
+    """The plugin's default yaml files for ``backbone`` on ``dataset``, in merge order."""
+    candidates = [
+        backbone_config_file(backbone),
+        PROPERTIES_DIR / "metrics.yaml",
+        PROPERTIES_DIR / "embedding.yaml",
+        PROPERTIES_DIR / "model" / "FAERec.yaml",
+        PROPERTIES_DIR / "dataset" / f"{dataset}.yaml",
+    ]
+    return [str(path) for path in candidates if path is not None and path.is_file()]
+
+
+def build_config(
+    backbone: str = "SASRec",
+    dataset: str = "amazon-beauty",
+    config_file_list: Sequence[str | os.PathLike] | None = None,
+    config_dict: dict | None = None,
+    base: bool = False,
+) -> Config:
+    """RecBole config of a FAERec run around ``backbone`` (the bare backbone if ``base``)."""
+    register_metrics()
+    get_sequential_model(backbone)
+    files = default_config_files(backbone, dataset) + [str(f) for f in config_file_list or []]
+    model_class = get_model("Backbone" if base else "FAERec")
+    config = Config(
+        model=model_class,
+        dataset=dataset,
+        config_file_list=files,
+        config_dict={**(config_dict or {}), "backbone": backbone},
+    )
+    if config["loss_type"] == "BCE":
+        if config["train_neg_sample_args"]["distribution"] != "none":
+            raise ValueError(
+                "train_neg_sample_args: the BCE loss samples its negative itself; set "
+                "`train_neg_sample_args: ~` (the default) when `loss_type: BCE`."
+            )
+        config["MODEL_INPUT_TYPE"] = InputType.POINTWISE
+    if config["loss_type"] == "BPR" and config["train_neg_sample_args"]["distribution"] == "none":
+        raise ValueError(
+            "train_neg_sample_args: `loss_type: BPR` needs RecBole's negative sampler, e.g. "
+            "`train_neg_sample_args: {distribution: uniform, sample_num: 1}`."
+        )
+    return config

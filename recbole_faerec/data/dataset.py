@@ -1,0 +1,82 @@
+"""The plugin's RecBole dataset: bundled data, training popularity and the LLM table.
+
+:class:`FAERecDataset` is RecBole's :class:`~recbole.data.dataset.SequentialDataset` with three
+additions, all computed once when the dataset is built:
+
+* a bundled dataset (``amazon-beauty``, ``amazon-beauty-sample``) missing from ``data_path`` is
+  written there first;
+* ``train_item_popularity``: how often each item occurs among the *training* interactions
+  (the training split of leave-one-out, i.e. every interaction but each user's last two); the
+  training split's ``item_counter`` reports these counts, so RecBole's evaluator sees them as
+  ``data.count_items``;
+* ``llm_embeddings`` (FAERec runs only): the frozen LLM table, one row per internal item id,
+  aligned through the item tokens.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from logging import getLogger
+
+import numpy as np
+from recbole.data import data_preparation
+from recbole.data.dataset import SequentialDataset
+
+from recbole_faerec.data.bundled import materialize_bundled_dataset
+from recbole_faerec.embeddings import load_embedding_table, resolve_embedding_table
+
+MODELS_WITH_LLM_TABLE = ("FAERec",)
+
+
+class FAERecDataset(SequentialDataset):
+    """RecBole sequential dataset with training popularity and (for FAERec) the LLM table."""
+
+    def __init__(self, config) -> None:
+        self.train_item_popularity: np.ndarray | None = None
+        self._counts_training_popularity = False
+        self.llm_embeddings: np.ndarray | None = None
+        if materialize_bundled_dataset(config["dataset"], config["data_path"]):
+            getLogger().info(f"Wrote bundled dataset {config['dataset']} to {config['data_path']}")
+        super().__init__(config)
+        if config["model"] in MODELS_WITH_LLM_TABLE:
+            path = resolve_embedding_table(config, show_progress=config["show_progress"])
+            tokens = self.field2id_token[self.iid_field]
+            self.llm_embeddings = load_embedding_table(path, tokens)
+            getLogger().info(f"LLM item table {self.llm_embeddings.shape} from {path}")
+
+    def training_popularity(self) -> np.ndarray:
+        """Training-interaction count of every item id, from this (augmented) training split.
+
+        Each augmented row's target is one training interaction; the first interaction of every
+        user is the one-item sequence of the row with length 1.
+        """
+        targets = self.inter_feat[self.iid_field].numpy()
+        lengths = self.inter_feat[self.item_list_length_field].numpy()
+        sequences = self.inter_feat[self.iid_field + self.config["LIST_SUFFIX"]].numpy()
+        firsts = sequences[lengths == 1, 0]
+        return np.bincount(np.concatenate([targets, firsts]), minlength=self.item_num)
+
+    def build(self) -> list[FAERecDataset]:
+        datasets = super().build()
+        popularity = datasets[0].training_popularity()
+        for split in datasets:
+            split.train_item_popularity = popularity
+        datasets[0]._counts_training_popularity = True
+        return datasets
+
+    @property
+    def item_counter(self) -> Counter:
+        """Item counts; on the training split, the exact training popularity."""
+        if self._counts_training_popularity:
+            return Counter({i: int(c) for i, c in enumerate(self.train_item_popularity) if c})
+        return super().item_counter
+
+
+def create_dataset(config) -> FAERecDataset:
+    """Build the plugin's dataset for ``config`` (RecBole's ``create_dataset`` counterpart)."""
+    dataset = FAERecDataset(config)
+    getLogger().info(dataset)
+    return dataset
+
+
+__all__ = ["FAERecDataset", "create_dataset", "data_preparation"]

@@ -1,0 +1,76 @@
+"""Dual-level alignment between ID and projected LLM item embeddings (FAERec, Section 3.2).
+
+Both losses take one row per *distinct* item of the batch: ``id_emb[i]`` and ``llm_emb[i]`` are
+the ID embedding and the projected LLM embedding of the same item.
+
+* Item level, :func:`item_alignment_loss`: InfoNCE from each item's ID embedding to its own LLM
+  embedding against the LLM embeddings of the other items, with cosine similarity and
+  temperature ``tau``::
+
+      L_item = -1/N * sum_i log( exp(cos(z_i, l_i) / tau) / sum_j exp(cos(z_i, l_j) / tau) )
+
+  Because the rows are distinct items, an item that occurs twice in a batch is never its own
+  negative.
+* Feature level, :func:`barlow_twins_loss`: the cross-correlation ``C`` of the batch-standardised
+  ID and LLM embeddings (``C = Z_id^T Z_llm / N`` with each dimension standardised to zero mean
+  and unit variance over the items, population variance) is pushed to the identity::
+
+      L_bt = sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2
+
+  :func:`feature_alignment_loss` computes it separately for the items whose training popularity
+  is above the batch median and for those at or below it, and sums the two.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def item_alignment_loss(id_emb: torch.Tensor, llm_emb: torch.Tensor, tau: float) -> torch.Tensor:
+    """InfoNCE between the ID and LLM embeddings of distinct items (rows are items)."""
+    logits = F.normalize(id_emb, dim=-1) @ F.normalize(llm_emb, dim=-1).T / tau
+    targets = torch.arange(logits.size(0), device=logits.device)
+    return F.cross_entropy(logits, targets)
+
+
+def _standardise(x: torch.Tensor, eps: float) -> torch.Tensor:
+    return (x - x.mean(dim=0)) / torch.sqrt(x.var(dim=0, unbiased=False) + eps)
+
+
+def barlow_twins_loss(
+    id_emb: torch.Tensor, llm_emb: torch.Tensor, lambd: float, eps: float = 1e-5
+) -> torch.Tensor:
+    """Barlow Twins redundancy reduction on the cross-correlation of two views of ``N`` items."""
+    n = id_emb.size(0)
+    corr = _standardise(id_emb, eps).T @ _standardise(llm_emb, eps) / n
+    on_diag = (1.0 - torch.diagonal(corr)).pow(2).sum()
+    off_diag = corr.pow(2).sum() - torch.diagonal(corr).pow(2).sum()
+    return on_diag + lambd * off_diag
+
+
+def popularity_split(popularity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks of the items above the median popularity and of those at or below it."""
+    median = popularity.float().median()
+    high = popularity.float() > median
+    return high, ~high
+
+
+def feature_alignment_loss(
+    id_emb: torch.Tensor,
+    llm_emb: torch.Tensor,
+    popularity: torch.Tensor | None,
+    lambd: float,
+) -> torch.Tensor:
+    """Barlow Twins per popularity group (summed), or on all items when ``popularity`` is None.
+
+    A group with fewer than two items has no variance to standardise and contributes zero.
+    """
+    groups = [torch.ones_like(id_emb[:, 0], dtype=torch.bool)]
+    if popularity is not None:
+        groups = list(popularity_split(popularity))
+    loss = id_emb.new_zeros(())
+    for mask in groups:
+        if int(mask.sum()) >= 2:
+            loss = loss + barlow_twins_loss(id_emb[mask], llm_emb[mask], lambd)
+    return loss

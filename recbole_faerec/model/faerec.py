@@ -1,0 +1,129 @@
+"""FAERec: fusion and alignment enhancement of a sequential recommender with LLM embeddings.
+
+Reading order follows the paper:
+
+1. **Adaptive gating fusion** (:mod:`.fusion`): the backbone's item table is replaced by a
+   :class:`~.fusion.FusedItemEmbedding` that mixes a trainable ID embedding (PCA-initialised)
+   with a projected, frozen LLM text embedding through a per-dimension gate. The backbone's
+   encoder, loss and scoring code run unchanged on top of it.
+2. **Dual-level alignment** (:mod:`.alignment`): item-level InfoNCE and feature-level Barlow Twins
+   (per popularity group) between the ID and LLM views of the distinct items of the batch.
+3. **Curriculum** (:mod:`.curriculum`): ``L_align = w(t) L_item + (1 - w(t)) L_feature`` with the
+   cosine weight ``w(t)`` of the epoch ``t`` that the trainer passes through :meth:`set_epoch`.
+
+``calculate_loss`` returns ``(L_rec, alpha w L_item, alpha (1 - w) L_feature)``, whose sum is
+``L = L_rec + alpha L_align``; RecBole's trainer adds them up and logs each part.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from recbole_faerec.model.alignment import feature_alignment_loss, item_alignment_loss
+from recbole_faerec.model.backbone import Backbone
+from recbole_faerec.model.curriculum import alignment_weight
+from recbole_faerec.model.fusion import FUSION_MODES, TARGET_TABLES, FusedItemEmbedding
+
+
+def _require(ok: bool, key: str, value, valid: str) -> None:
+    if not ok:
+        raise ValueError(f"{key}: {value!r} is invalid; expected {valid}.")
+
+
+def validate_faerec_config(config) -> None:
+    """Check FAERec's hyperparameters and name the key and its valid range on error."""
+    alpha, tau, lambd = config["alpha"], config["tau"], config["lambda"]
+    w_min, w_max, period = config["w_min"], config["w_max"], config["period"]
+    _require(alpha is not None and alpha >= 0, "alpha", alpha, "a number >= 0")
+    _require(tau is not None and tau > 0, "tau", tau, "a number > 0")
+    _require(lambd is not None and lambd >= 0, "lambda", lambd, "a number >= 0")
+    _require(w_min is not None and 0 <= w_min <= 1, "w_min", w_min, "a number in [0, 1]")
+    _require(w_max is not None and 0 <= w_max <= 1, "w_max", w_max, "a number in [0, 1]")
+    _require(w_min <= w_max, "w_min", w_min, f"w_min <= w_max (w_max is {w_max})")
+    _require(period is not None and period > 0, "period", period, "a number of epochs > 0")
+    _require(config["fusion"] in FUSION_MODES, "fusion", config["fusion"], f"one of {FUSION_MODES}")
+    _require(
+        config["target_table"] in TARGET_TABLES,
+        "target_table",
+        config["target_table"],
+        f"one of {TARGET_TABLES}",
+    )
+    max_items = config["align_max_items"]
+    _require(max_items is None or max_items >= 2, "align_max_items", max_items, "null or >= 2")
+
+
+class FAERec(Backbone):
+    """FAERec around the RecBole sequential model named by ``config['backbone']``."""
+
+    loss_names = ("rec", "item_align", "feature_align")
+
+    def __init__(self, config, dataset) -> None:
+        validate_faerec_config(config)
+        super().__init__(config, dataset)
+        self.alpha = config["alpha"]
+        self.tau = config["tau"]
+        self.lambd = config["lambda"]
+        self.w_min, self.w_max, self.period = config["w_min"], config["w_max"], config["period"]
+        self.use_curriculum = config["curriculum"]
+        self.use_item_alignment = config["item_alignment"]
+        self.use_feature_alignment = config["feature_alignment"]
+        self.use_popularity_groups = config["popularity_groups"]
+        self.align_max_items = config["align_max_items"]
+
+        llm_table = torch.as_tensor(dataset.llm_embeddings, dtype=torch.float32)
+        self.backbone.item_embedding = FusedItemEmbedding(
+            llm_table,
+            hidden_size=self.backbone.item_embedding.embedding_dim,
+            dropout=config["projection_dropout"],
+            fusion=config["fusion"],
+            target_table=config["target_table"],
+        )
+        popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
+        self.register_buffer("item_popularity", popularity)
+
+    @property
+    def fusion(self) -> FusedItemEmbedding:
+        """The fused item table inside the backbone."""
+        return self.backbone.item_embedding
+
+    def alignment_weight(self) -> float:
+        """``w(t)`` for the current epoch, or the schedule's mean when the curriculum is off."""
+        if not self.use_curriculum:
+            return (self.w_min + self.w_max) / 2.0
+        return alignment_weight(self.epoch, self.w_min, self.w_max, self.period)
+
+    def batch_items(self, interaction, negatives: bool = False) -> torch.Tensor:
+        """Distinct non-padding items of the batch's sequences and targets (and negatives)."""
+        fields = [self.ITEM_SEQ, self.POS_ITEM_ID]
+        if negatives and self.NEG_ITEM_ID in interaction:
+            fields.append(self.NEG_ITEM_ID)
+        ids = torch.unique(torch.cat([interaction[field].flatten() for field in fields]))
+        return ids[ids != 0]
+
+    def alignment_items(self, batch_items: torch.Tensor) -> torch.Tensor:
+        """The items the alignment losses use: all batch items, or a random subset of them."""
+        if self.align_max_items is None or batch_items.numel() <= self.align_max_items:
+            return batch_items
+        keep = torch.randperm(batch_items.numel(), device=batch_items.device)
+        return batch_items[keep[: self.align_max_items]]
+
+    def alignment_losses(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L_item, L_feature)`` on the ID and projected LLM views of distinct ``items``."""
+        e_id, e_llm = self.fusion.views(items)
+        zero = e_id.new_zeros(())
+        l_item = item_alignment_loss(e_id, e_llm, self.tau) if self.use_item_alignment else zero
+        l_feature = zero
+        if self.use_feature_alignment:
+            popularity = self.item_popularity[items] if self.use_popularity_groups else None
+            l_feature = feature_alignment_loss(e_id, e_llm, popularity, self.lambd)
+        return l_item, l_feature
+
+    def calculate_loss(self, interaction) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self.prepare_batch(interaction)
+        step_items = None if self.loss_type == "CE" else self.batch_items(interaction, True)
+        with self.fusion.step(step_items):
+            l_rec = self.recommendation_loss(interaction)
+            items = self.alignment_items(self.batch_items(interaction))
+            l_item, l_feature = self.alignment_losses(items)
+        w = self.alignment_weight()
+        return l_rec, self.alpha * w * l_item, self.alpha * (1.0 - w) * l_feature

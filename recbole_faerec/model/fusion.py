@@ -1,0 +1,221 @@
+"""Adaptive gating fusion of ID and LLM item embeddings (FAERec, Section 3.1).
+
+Every item has a trainable ID embedding ``e_id`` and a frozen LLM text embedding. A two-layer MLP
+projects the LLM embedding to the hidden size (``e_llm``) and a per-dimension gate mixes the two::
+
+    g = sigmoid(W2 (W1 [e_id; e_llm] + b1) + b2)
+    f = g * e_id + (1 - g) * e_llm
+
+The ID table starts from a PCA of the LLM table. :class:`FusedItemEmbedding` stands in for a
+backbone's ``nn.Embedding`` item table: calling it returns the fused embedding ``f`` of the given
+ids (the sequence input), and its ``weight`` is the table the backbone scores items with. As in
+the paper's inference, evaluation scores with the equal-weight fusion ``(e_id + e_llm) / 2``;
+training targets use ``target_table`` (``mean``, the same table, or ``fused``, the gated one).
+
+Work is never repeated: inside :meth:`FusedItemEmbedding.step` each distinct item is projected
+and gated once and every lookup of that training step reuses the result; in eval mode the full
+tables are built once and kept until the module goes back to training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+FUSION_MODES = ("gate", "sum", "id", "llm")
+TARGET_TABLES = ("mean", "fused")
+
+
+def pca_initialisation(llm_table: torch.Tensor, dim: int) -> torch.Tensor:
+    """ID table initialised with the PCA scores of the LLM table (row 0, padding, stays zero).
+
+    Rows ``1..n`` are the centred LLM embeddings projected on their top ``dim`` principal
+    directions. When ``dim`` exceeds the number of directions, the remaining columns are drawn
+    from a normal distribution with the scores' standard deviation.
+    """
+    items = llm_table[1:].double()
+    centred = items - items.mean(dim=0)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    scores = centred @ vh[:dim].T
+    if scores.size(1) < dim:
+        extra = torch.randn(scores.size(0), dim - scores.size(1), dtype=scores.dtype)
+        scores = torch.cat([scores, extra * scores.std()], dim=1)
+    table = torch.zeros(llm_table.size(0), dim, dtype=torch.float32)
+    table[1:] = scores.float()
+    return table
+
+
+class LLMProjection(nn.Sequential):
+    """Two-layer MLP ``llm_dim -> llm_dim / 2 -> hidden`` with GELU and dropout."""
+
+    def __init__(self, llm_dim: int, hidden_size: int, dropout: float) -> None:
+        super().__init__(
+            nn.Linear(llm_dim, llm_dim // 2),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(llm_dim // 2, hidden_size),
+        )
+
+
+class AdaptiveGate(nn.Module):
+    """Per-dimension gate ``g = sigmoid(W2 (W1 [e_id; e_llm] + b1) + b2)``."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(2 * hidden_size, hidden_size)
+        self.w2 = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, e_id: torch.Tensor, e_llm: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.w2(self.w1(torch.cat([e_id, e_llm], dim=-1))))
+
+
+class _ItemViews:
+    """ID, projected LLM and fused embeddings of a set of items, with an id -> row map."""
+
+    def __init__(self, rows: torch.Tensor | None, e_id, e_llm, fused) -> None:
+        self.rows = rows
+        self.e_id, self.e_llm, self.fused = e_id, e_llm, fused
+
+    @property
+    def covers_all(self) -> bool:
+        return self.rows is None
+
+    def index(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.rows is None:
+            return ids
+        index = self.rows[ids]
+        if bool(((index < 0) & (ids != 0)).any()):
+            raise KeyError("an item id was looked up outside the items prepared for this step")
+        return index.clamp(min=0)
+
+
+class FusedItemEmbedding(nn.Module):
+    """Drop-in replacement of a backbone's item ``nn.Embedding`` with FAERec's fused table.
+
+    Args:
+        llm_table: frozen LLM embeddings, one row per RecBole item id (row 0 is padding).
+        hidden_size: the backbone's item embedding size.
+        dropout: dropout inside the LLM projection.
+        fusion: ``gate`` (the paper), ``sum`` (gate fixed at 0.5), ``id`` or ``llm`` (one view).
+        target_table: table used for training targets, ``mean`` or ``fused``.
+    """
+
+    def __init__(
+        self,
+        llm_table: torch.Tensor,
+        hidden_size: int,
+        dropout: float = 0.1,
+        fusion: str = "gate",
+        target_table: str = "mean",
+    ) -> None:
+        super().__init__()
+        self.num_embeddings, llm_dim = llm_table.shape
+        self.embedding_dim = hidden_size
+        self.fusion = fusion
+        self.target_table = target_table
+        self.register_buffer("llm_table", llm_table.float().clone())
+        self.id_embedding = nn.Embedding(self.num_embeddings, hidden_size, padding_idx=0)
+        self.id_embedding.weight.data.copy_(pca_initialisation(self.llm_table, hidden_size))
+        self.projection = LLMProjection(llm_dim, hidden_size, dropout)
+        self.gate = AdaptiveGate(hidden_size)
+        self._step_views: _ItemViews | None = None
+        self._eval_views: _ItemViews | None = None
+        self._eval_scores: torch.Tensor | None = None
+        self.register_load_state_dict_post_hook(lambda module, _: module.drop_eval_tables())
+
+    # -- the two views and their fusion -------------------------------------------------------
+    def views(self, ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """ID and projected LLM embeddings of ``ids`` (all items when None)."""
+        cached = self._cached_views()
+        if cached is not None and (ids is not None or cached.covers_all):
+            if ids is None:
+                return cached.e_id, cached.e_llm
+            index = cached.index(ids)
+            return cached.e_id[index], cached.e_llm[index]
+        return self._raw_views(ids)
+
+    def _raw_views(self, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if ids is None:
+            return self.id_embedding.weight, self.projection(self.llm_table)
+        return self.id_embedding(ids), self.projection(self.llm_table[ids])
+
+    def fuse(self, e_id: torch.Tensor, e_llm: torch.Tensor) -> torch.Tensor:
+        """Fused embedding ``f`` of aligned ID and LLM views, following ``fusion``."""
+        if self.fusion == "gate":
+            g = self.gate(e_id, e_llm)
+            return g * e_id + (1.0 - g) * e_llm
+        return self.score_views(e_id, e_llm)
+
+    def score_views(self, e_id: torch.Tensor, e_llm: torch.Tensor) -> torch.Tensor:
+        """Equal-weight fusion used for scoring (a single view for ``id``/``llm`` fusion)."""
+        if self.fusion == "id":
+            return e_id
+        if self.fusion == "llm":
+            return e_llm
+        return 0.5 * (e_id + e_llm)
+
+    def _compute_views(self, ids: torch.Tensor | None) -> _ItemViews:
+        e_id, e_llm = self._raw_views(ids)
+        fused = self.fuse(e_id, e_llm)
+        if ids is None:
+            fused = fused * (torch.arange(fused.size(0), device=fused.device) != 0).unsqueeze(-1)
+            return _ItemViews(None, e_id, e_llm, fused)
+        rows = torch.full((self.num_embeddings,), -1, dtype=torch.long, device=ids.device)
+        rows[ids] = torch.arange(ids.numel(), device=ids.device)
+        return _ItemViews(rows, e_id, e_llm, fused)
+
+    def _cached_views(self) -> _ItemViews | None:
+        if self.training:
+            return self._step_views
+        if self._eval_views is None:
+            self._eval_views = self._compute_views(None)
+        return self._eval_views
+
+    # -- the nn.Embedding interface the backbone uses ----------------------------------------
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Fused embeddings of ``ids`` (any shape); padding (id 0) maps to zeros."""
+        cached = self._cached_views()
+        if cached is None:
+            unique, inverse = torch.unique(ids, return_inverse=True)
+            fused = self._compute_views(unique).fused[inverse]
+        else:
+            fused = cached.fused[cached.index(ids)]
+        return fused * (ids != 0).unsqueeze(-1)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Item table the backbone scores with: training targets, or the evaluation table."""
+        if self.training:
+            cached = self._step_views
+            if cached is None or not cached.covers_all:
+                cached = self._compute_views(None)
+            if self.target_table == "fused":
+                return cached.fused
+            return self.score_views(cached.e_id, cached.e_llm)
+        if self._eval_scores is None:
+            views = self._cached_views()
+            self._eval_scores = self.score_views(views.e_id, views.e_llm)
+        return self._eval_scores
+
+    # -- caching --------------------------------------------------------------------------------
+    @contextmanager
+    def step(self, ids: torch.Tensor | None = None) -> Iterator[None]:
+        """Project and gate each item of a training step once: ``ids`` (distinct) or all items."""
+        self._step_views = self._compute_views(ids)
+        try:
+            yield
+        finally:
+            self._step_views = None
+
+    def drop_eval_tables(self) -> None:
+        """Forget the evaluation tables; they are rebuilt from the current weights on first use."""
+        self._eval_views = None
+        self._eval_scores = None
+
+    def train(self, mode: bool = True) -> FusedItemEmbedding:
+        """Switch mode and drop the evaluation tables."""
+        self.drop_eval_tables()
+        return super().train(mode)

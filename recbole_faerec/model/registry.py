@@ -1,0 +1,46 @@
+"""Model lookup: the plugin's own models first, then RecBole's."""
+
+from __future__ import annotations
+
+import importlib
+
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import get_model as recbole_get_model
+
+_PLUGIN_MODELS = {
+    "FAERec": "recbole_faerec.model.faerec",
+    "Backbone": "recbole_faerec.model.backbone",
+    "FMLPRec": "recbole_faerec.model.sequential_recommender.fmlprec",
+    "LRURec": "recbole_faerec.model.sequential_recommender.lrurec",
+    "gMLP": "recbole_faerec.model.sequential_recommender.gmlp",
+}
+
+
+def plugin_model_names() -> tuple[str, ...]:
+    """Names of the models this plugin adds to RecBole."""
+    return tuple(_PLUGIN_MODELS)
+
+
+def get_model(name: str) -> type:
+    """Class of model ``name``, a plugin model or any RecBole model."""
+    if name in _PLUGIN_MODELS:
+        return getattr(importlib.import_module(_PLUGIN_MODELS[name]), name)
+    return recbole_get_model(name)
+
+
+def get_sequential_model(name: str) -> type[SequentialRecommender]:
+    """Class of the sequential model ``name``; a clear error for anything else."""
+    try:
+        cls = get_model(name)
+    except ValueError as exc:
+        raise ValueError(
+            f"backbone: unknown model '{name}'. Choose a RecBole sequential model (e.g. SASRec, "
+            f"GRU4Rec, NARM) or one of FMLPRec, LRURec, gMLP; "
+            f"`python run_recbole_faerec.py --list-backbones` lists them."
+        ) from exc
+    if not issubclass(cls, SequentialRecommender):
+        raise ValueError(
+            f"backbone: '{name}' is a {getattr(cls, 'type', 'non-sequential')} model; FAERec "
+            "wraps sequential recommenders only (`--list-backbones` lists them)."
+        )
+    return cls

@@ -1,0 +1,182 @@
+"""Python API mirroring :mod:`recbole.quick_start` for FAERec runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from logging import getLogger
+from pathlib import Path
+
+import torch
+from recbole.utils import get_environment, init_logger, init_seed, set_color
+
+from recbole_faerec.config import build_config
+from recbole_faerec.data.dataset import create_dataset, data_preparation
+from recbole_faerec.metrics import register_metrics
+from recbole_faerec.model.registry import get_model
+from recbole_faerec.results import format_results_table, save_results_json
+from recbole_faerec.trainer import FAERecTrainer
+
+
+def _log_file() -> Path | None:
+    for handler in getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return Path(handler.baseFilename)
+    return None
+
+
+def run_recbole_faerec(
+    model: str = "SASRec",
+    dataset: str = "amazon-beauty",
+    config_file_list: Sequence[str | os.PathLike] | None = None,
+    config_dict: dict | None = None,
+    saved: bool = True,
+    base: bool = False,
+) -> dict:
+    """Train and test FAERec around ``model`` on ``dataset`` (the bare backbone if ``base``).
+
+    Returns RecBole's result dict (``best_valid_score``, ``best_valid_result``, ``test_result``,
+    ...) plus ``model_file`` (the best checkpoint) and ``results_file`` (the JSON results).
+    """
+    config = build_config(model, dataset, config_file_list, config_dict, base=base)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+
+    data = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, data)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(net)
+
+    trainer = FAERecTrainer(config, net)
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+    )
+    test_result = trainer.evaluate(
+        test_data, load_best_model=saved, show_progress=config["show_progress"]
+    )
+    logger.info("The running environment:\n" + get_environment(config).draw())
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+
+    title = f"{'bare ' if base else 'FAERec + '}{model} on {dataset} (test)"
+    logger.info(f"{title}\n{format_results_table(test_result, config['topk'])}")
+    if not config["single_spec"]:
+        torch.distributed.destroy_process_group()
+    log_file = _log_file()
+    results_file = None
+    if log_file is not None:
+        results_file = log_file.with_suffix(".results.json")
+        save_results_json(
+            test_result,
+            results_file,
+            model=config["model"],
+            backbone=model,
+            dataset=dataset,
+            best_valid_result=dict(best_valid_result or {}),
+        )
+    return {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+        "model_file": trainer.saved_model_file if saved else None,
+        "results_file": str(results_file) if results_file else None,
+    }
+
+
+def run(
+    model: str,
+    dataset: str,
+    config_file_list: Sequence[str | os.PathLike] | None = None,
+    config_dict: dict | None = None,
+    saved: bool = True,
+    nproc: int = 1,
+    base: bool = False,
+) -> dict | None:
+    """Run in this process, or in ``nproc`` spawned processes (RecBole's distributed mode)."""
+    if nproc == 1:
+        return run_recbole_faerec(model, dataset, config_file_list, config_dict, saved, base)
+    import torch.multiprocessing as mp
+
+    queue = mp.get_context("spawn").SimpleQueue()
+    config_dict = {
+        **(config_dict or {}),
+        "world_size": nproc,
+        "ip": "localhost",
+        "port": "5678",
+        "nproc": nproc,
+        "offset": 0,
+    }
+    args = (model, dataset, config_file_list, config_dict, saved, base, queue)
+    mp.spawn(_run_rank, args=args, nprocs=nproc, join=True)
+    return None if queue.empty() else queue.get()
+
+
+def _run_rank(rank: int, model, dataset, config_file_list, config_dict, saved, base, queue):
+    result = run_recbole_faerec(
+        model, dataset, config_file_list, {**config_dict, "local_rank": rank}, saved, base
+    )
+    if rank == 0:
+        queue.put(result)
+
+
+def objective_function(
+    config_dict: dict | None = None,
+    config_file_list: Sequence[str | os.PathLike] | None = None,
+    saved: bool = True,
+) -> dict:
+    """RecBole-style objective: train with ``config_dict`` and return validation and test results.
+
+    ``config_dict`` names the backbone (``backbone``, default SASRec), the dataset and
+    ``base: True`` for the bare backbone.
+    """
+    config_dict = dict(config_dict or {})
+    backbone = config_dict.pop("backbone", "SASRec")
+    dataset = config_dict.pop("dataset", "amazon-beauty")
+    base = bool(config_dict.pop("base", False))
+    config = build_config(backbone, dataset, config_file_list, config_dict, base=base)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logging.basicConfig(level=logging.ERROR)
+    data = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, data)
+    init_seed(config["seed"], config["reproducibility"])
+    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = FAERecTrainer(config, net)
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, verbose=False, saved=saved
+    )
+    test_result = trainer.evaluate(test_data, load_best_model=saved)
+    return {
+        "model": config["model"],
+        "backbone": backbone,
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+    }
+
+
+def load_data_and_model(model_file: str | os.PathLike) -> tuple:
+    """Load a saved FAERec (or bare backbone) checkpoint with its data.
+
+    Returns ``(config, model, dataset, train_data, valid_data, test_data)`` like RecBole.
+    """
+    register_metrics()
+    checkpoint = torch.load(model_file, map_location="cpu", weights_only=False)
+    config = checkpoint["config"]
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    data = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, data)
+    init_seed(config["seed"], config["reproducibility"])
+    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    net.load_state_dict(checkpoint["state_dict"])
+    net.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, net, data, train_data, valid_data, test_data

@@ -1,0 +1,71 @@
+"""Alignment losses against hand-computed values."""
+
+import math
+
+import pytest
+import torch
+
+from recbole_faerec.model.alignment import (
+    barlow_twins_loss,
+    feature_alignment_loss,
+    item_alignment_loss,
+    popularity_split,
+)
+
+
+def test_item_alignment_matches_hand_computed_infonce():
+    id_emb = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    llm_emb = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
+    # cosines: row 0 -> [1, 1/sqrt2]; row 1 -> [0, 1/sqrt2]; tau = 0.5 doubles them
+    r = math.sqrt(2.0)
+    loss0 = math.log(1 + math.exp(r - 2.0))
+    loss1 = math.log(1 + math.exp(-r))
+    expected = (loss0 + loss1) / 2
+    assert item_alignment_loss(id_emb, llm_emb, tau=0.5).item() == pytest.approx(expected, 1e-6)
+
+
+def test_item_alignment_is_low_when_views_agree_and_high_when_swapped():
+    emb = torch.eye(4)
+    aligned = item_alignment_loss(emb, emb, tau=0.05)
+    swapped = item_alignment_loss(emb, emb.flip(0), tau=0.05)
+    assert aligned.item() < 1e-6
+    assert swapped.item() > 10.0
+
+
+def test_barlow_twins_matches_hand_computed_value():
+    a = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # standardised columns: [-1, 1], [-1, 1]
+    b = torch.tensor([[1.0, 5.0], [2.0, 0.0]])  # standardised columns: [-1, 1], [1, -1]
+    # C = [[1, -1], [1, -1]]: on-diagonal (1-1)^2 + (1+1)^2 = 4, off-diagonal 1 + 1 = 2
+    loss = barlow_twins_loss(a, b, lambd=0.5, eps=0.0)
+    assert loss.item() == pytest.approx(4.0 + 0.5 * 2.0, 1e-6)
+
+
+def test_barlow_twins_is_zero_for_identical_decorrelated_views():
+    x = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+    assert barlow_twins_loss(x, x, lambd=1.0, eps=0.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_popularity_split_uses_the_median():
+    high, low = popularity_split(torch.tensor([1, 5, 3, 10]))
+    assert high.tolist() == [False, True, False, True]
+    assert low.tolist() == [True, False, True, False]
+
+
+def test_feature_alignment_sums_the_two_popularity_groups():
+    torch.manual_seed(0)
+    a, b = torch.randn(6, 3), torch.randn(6, 3)
+    popularity = torch.tensor([1, 50, 2, 60, 3, 70])
+    low, high = [0, 2, 4], [1, 3, 5]
+    expected = barlow_twins_loss(a[low], b[low], 0.1) + barlow_twins_loss(a[high], b[high], 0.1)
+    grouped = feature_alignment_loss(a, b, popularity, lambd=0.1)
+    assert grouped.item() == pytest.approx(expected.item(), 1e-6)
+    ungrouped = feature_alignment_loss(a, b, None, lambd=0.1)
+    assert ungrouped.item() == pytest.approx(barlow_twins_loss(a, b, 0.1).item(), 1e-6)
+    assert grouped.item() != pytest.approx(ungrouped.item(), 1e-3)
+
+
+def test_feature_alignment_skips_a_group_of_one_item():
+    a, b = torch.randn(3, 2), torch.randn(3, 2)
+    popularity = torch.tensor([1, 1, 9])  # median 1: one item above it
+    expected = barlow_twins_loss(a[:2], b[:2], 0.1)
+    assert feature_alignment_loss(a, b, popularity, 0.1).item() == pytest.approx(expected.item())

@@ -1,0 +1,130 @@
+"""Fusion module: shapes, the gate formula, PCA initialisation and table caching."""
+
+import pytest
+import torch
+
+from recbole_faerec.model.fusion import FusedItemEmbedding, pca_initialisation
+
+
+def _table(n_items: int = 7, dim: int = 12, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    table = torch.randn(n_items, dim)
+    table[0] = 0.0
+    return table
+
+
+def test_shapes_and_padding():
+    fusion = FusedItemEmbedding(_table(), hidden_size=4, dropout=0.0)
+    ids = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    out = fusion(ids)
+    assert out.shape == (2, 3, 4)
+    assert torch.all(out[ids == 0] == 0)
+    assert fusion.weight.shape == (7, 4)
+    assert fusion.projection(fusion.llm_table).shape == (7, 4)
+    assert fusion.projection[0].out_features == 6  # llm_dim / 2
+
+
+def test_gate_formula():
+    fusion = FusedItemEmbedding(_table(), hidden_size=4, dropout=0.0).eval()
+    ids = torch.tensor([2, 5])
+    e_id = fusion.id_embedding.weight[ids]
+    e_llm = fusion.projection(fusion.llm_table[ids])
+    g = torch.sigmoid(
+        torch.cat([e_id, e_llm], -1) @ fusion.gate.w1.weight.T @ fusion.gate.w2.weight.T
+        + fusion.gate.w1.bias @ fusion.gate.w2.weight.T
+        + fusion.gate.w2.bias
+    )
+    expected = g * e_id + (1 - g) * e_llm
+    torch.testing.assert_close(fusion(ids), expected)
+
+
+def test_scoring_table_is_the_equal_weight_fusion():
+    fusion = FusedItemEmbedding(_table(), hidden_size=4, dropout=0.0).eval()
+    expected = 0.5 * (fusion.id_embedding.weight + fusion.projection(fusion.llm_table))
+    torch.testing.assert_close(fusion.weight, expected)
+
+
+@pytest.mark.parametrize(("mode", "which"), [("id", "id"), ("llm", "llm"), ("sum", "mean")])
+def test_single_view_and_sum_fusion(mode, which):
+    fusion = FusedItemEmbedding(_table(), hidden_size=4, dropout=0.0, fusion=mode).eval()
+    ids = torch.tensor([1, 4])
+    e_id, e_llm = fusion.views(ids)
+    expected = {"id": e_id, "llm": e_llm, "mean": 0.5 * (e_id + e_llm)}[which]
+    torch.testing.assert_close(fusion(ids), expected)
+
+
+def test_pca_initialisation_gives_ordered_uncorrelated_scores():
+    table = _table(n_items=50, dim=8)
+    init = pca_initialisation(table, 3)
+    assert torch.all(init[0] == 0)
+    scores = init[1:].double()
+    cov = scores.T @ scores / scores.size(0)
+    variances = torch.diagonal(cov)
+    assert torch.all(variances[:-1] >= variances[1:])
+    off = cov - torch.diag(variances)
+    assert off.abs().max().item() < 1e-6
+    centred = table[1:].double() - table[1:].double().mean(0)
+    total = centred.pow(2).sum(1).mean()
+    assert variances.sum().item() <= total.item() + 1e-9
+
+
+def test_pca_initialisation_pads_when_hidden_exceeds_llm_dim():
+    init = pca_initialisation(_table(n_items=20, dim=3), 5)
+    assert init.shape == (20, 5)
+    assert torch.all(init[1:, 3:].std(0) > 0)
+
+
+def test_fused_ids_start_from_pca():
+    table = _table(n_items=30, dim=10)
+    fusion = FusedItemEmbedding(table, hidden_size=4)
+    torch.testing.assert_close(fusion.id_embedding.weight.data, pca_initialisation(table, 4))
+
+
+def _count_projections(fusion: FusedItemEmbedding) -> list[int]:
+    rows: list[int] = []
+    fusion.projection.register_forward_hook(lambda m, inp, out: rows.append(inp[0].shape[0]))
+    return rows
+
+
+def test_step_projects_each_distinct_item_once():
+    fusion = FusedItemEmbedding(_table(), hidden_size=4, dropout=0.0).train()
+    rows = _count_projections(fusion)
+    ids = torch.tensor([1, 2, 3])
+    with fusion.step(ids):
+        fusion(torch.tensor([[1, 2, 2], [3, 1, 0]]))
+        fusion.views(torch.tensor([2, 3]))
+    assert rows == [3]
+    rows.clear()
+    with fusion.step(None):
+        fusion(torch.tensor([[1, 2]]))
+        _ = fusion.weight
+    assert rows == [7]
+
+
+def test_step_rejects_an_item_it_was_not_prepared_for():
+    fusion = FusedItemEmbedding(_table(), hidden_size=4).train()
+    with fusion.step(torch.tensor([1, 2])), pytest.raises(KeyError):
+        fusion(torch.tensor([5]))
+
+
+def test_eval_table_is_cached_equal_to_fresh_and_rebuilt_after_training():
+    fusion = FusedItemEmbedding(_table(), hidden_size=4, dropout=0.0).eval()
+    rows = _count_projections(fusion)
+    first = fusion.weight
+    assert fusion.weight is first
+    fusion(torch.tensor([[1, 2, 3]]))
+    assert rows == [7]
+    fresh = 0.5 * (fusion.id_embedding.weight + fusion.projection(fusion.llm_table))
+    torch.testing.assert_close(first, fresh)
+
+    fusion.train()
+    optimizer = torch.optim.SGD(fusion.parameters(), lr=0.5)
+    with fusion.step(None):
+        loss = fusion(torch.tensor([1, 2])).pow(2).sum() + fusion.weight.sum()
+    loss.backward()
+    optimizer.step()
+    fusion.eval()
+    rebuilt = fusion.weight
+    assert not torch.allclose(rebuilt, first)
+    fresh = 0.5 * (fusion.id_embedding.weight + fusion.projection(fusion.llm_table))
+    torch.testing.assert_close(rebuilt, fresh)
