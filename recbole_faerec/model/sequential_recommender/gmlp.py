@@ -1,0 +1,162 @@
+"""gMLP: gated MLPs with a causal spatial gating unit, for sequential recommendation.
+
+Reference:
+    Hanxiao Liu, Zihang Dai, David R. So and Quoc V. Le. "Pay Attention to MLPs." In NeurIPS 2021.
+
+Each block is ``x + Dropout(W_down(SGU(GELU(W_up(LayerNorm(x))))))``. The spatial gating unit
+(SGU) splits its input along the channels into halves ``u`` and ``v``, normalises ``v`` with
+LayerNorm, mixes it along the sequence with a learnable L x L matrix plus a per-position bias,
+``v'_t = sum_s W[t, s] v_s + b_t``, and returns ``u * v'``. As in the paper's autoregressive
+variant, ``W`` is masked to its lower triangle (``W[t, s] = 0`` for ``s > t``) so every output
+depends only on items at positions <= t; ``W`` starts near zero and ``b`` at one, so each block
+starts close to a plain gated feed-forward network. A final LayerNorm follows the last block.
+"""
+
+from __future__ import annotations
+
+import torch
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.model.loss import BPRLoss
+from torch import nn
+
+
+class CausalSpatialGatingUnit(nn.Module):
+    """Spatial gating unit with a lower-triangular (causal) token-mixing matrix."""
+
+    def __init__(
+        self, max_seq_length: int, gate_size: int, layer_norm_eps: float, init_eps: float
+    ) -> None:
+        super().__init__()
+        self.LayerNorm = nn.LayerNorm(gate_size, eps=layer_norm_eps)
+        self.spatial_weight = nn.Parameter(
+            torch.empty(max_seq_length, max_seq_length).uniform_(-init_eps, init_eps)
+        )
+        self.spatial_bias = nn.Parameter(torch.ones(max_seq_length))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq_len = x.size(1)
+        u, v = x.chunk(2, dim=-1)
+        v = self.LayerNorm(v)
+        weight = torch.tril(self.spatial_weight[:seq_len, :seq_len])
+        v = torch.einsum("ts,bsc->btc", weight, v) + self.spatial_bias[:seq_len, None]
+        return u * v
+
+
+class GMLPBlock(nn.Module):
+    """One pre-norm gMLP block with a residual connection."""
+
+    def __init__(
+        self,
+        max_seq_length: int,
+        hidden_size: int,
+        inner_size: int,
+        hidden_dropout_prob: float,
+        layer_norm_eps: float,
+        init_eps: float,
+    ) -> None:
+        super().__init__()
+        if inner_size % 2:
+            raise ValueError(f"gMLP needs an even inner_size, got {inner_size}")
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.proj_up = nn.Linear(hidden_size, inner_size)
+        self.activation = nn.GELU()
+        self.sgu = CausalSpatialGatingUnit(
+            max_seq_length, inner_size // 2, layer_norm_eps, init_eps
+        )
+        self.proj_down = nn.Linear(inner_size // 2, hidden_size)
+        self.dropout = nn.Dropout(hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.activation(self.proj_up(self.LayerNorm(x)))
+        return x + self.dropout(self.proj_down(self.sgu(y)))
+
+
+class gMLP(SequentialRecommender):
+    """gMLP sequential recommender (see the module docstring)."""
+
+    def __init__(self, config, dataset) -> None:
+        super().__init__(config, dataset)
+
+        self.n_layers = config["n_layers"]
+        self.hidden_size = config["hidden_size"]
+        self.inner_size = config["inner_size"]
+        self.hidden_dropout_prob = config["hidden_dropout_prob"]
+        self.layer_norm_eps = config["layer_norm_eps"]
+        self.spatial_init_eps = config["spatial_init_eps"]
+        self.initializer_range = config["initializer_range"]
+        self.loss_type = config["loss_type"]
+
+        self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
+        self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
+        self.LayerNorm = nn.LayerNorm(self.hidden_size, eps=self.layer_norm_eps)
+        self.dropout = nn.Dropout(self.hidden_dropout_prob)
+        self.blocks = nn.ModuleList(
+            GMLPBlock(
+                self.max_seq_length,
+                self.hidden_size,
+                self.inner_size,
+                self.hidden_dropout_prob,
+                self.layer_norm_eps,
+                self.spatial_init_eps,
+            )
+            for _ in range(self.n_layers)
+        )
+        self.final_LayerNorm = nn.LayerNorm(self.hidden_size, eps=self.layer_norm_eps)
+
+        if self.loss_type == "BPR":
+            self.loss_fct = BPRLoss()
+        elif self.loss_type == "CE":
+            self.loss_fct = nn.CrossEntropyLoss()
+        else:
+            raise NotImplementedError("Make sure 'loss_type' in ['BPR', 'CE']!")
+
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Normal init for linear/embedding weights, zero biases, unit LayerNorm (as SASRec).
+
+        The spatial weights and biases keep the near-zero / one initialisation of the SGU.
+        """
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
+        position_embedding = self.position_embedding(position_ids).unsqueeze(0)
+        output = self.item_embedding(item_seq) + position_embedding
+        output = self.dropout(self.LayerNorm(output))
+        for block in self.blocks:
+            output = block(output)
+        output = self.final_LayerNorm(output)
+        return self.gather_indexes(output, item_seq_len - 1)
+
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        seq_output = self.forward(item_seq, item_seq_len)
+        pos_items = interaction[self.POS_ITEM_ID]
+        if self.loss_type == "BPR":
+            neg_items = interaction[self.NEG_ITEM_ID]
+            pos_score = torch.sum(seq_output * self.item_embedding(pos_items), dim=-1)
+            neg_score = torch.sum(seq_output * self.item_embedding(neg_items), dim=-1)
+            return self.loss_fct(pos_score, neg_score)
+        logits = torch.matmul(seq_output, self.item_embedding.weight.transpose(0, 1))
+        return self.loss_fct(logits, pos_items)
+
+    def predict(self, interaction) -> torch.Tensor:
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        seq_output = self.forward(item_seq, item_seq_len)
+        test_item_emb = self.item_embedding(interaction[self.ITEM_ID])
+        return torch.mul(seq_output, test_item_emb).sum(dim=1)
+
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        seq_output = self.forward(item_seq, item_seq_len)
+        return torch.matmul(seq_output, self.item_embedding.weight.transpose(0, 1))
