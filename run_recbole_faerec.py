@@ -1,7 +1,7 @@
 """Train and evaluate FAERec around a RecBole backbone.
 
-    python run_recbole_faerec.py --model=SASRec --dataset=amazon-beauty
-    python run_recbole_faerec.py --model=SASRec --dataset=amazon-beauty --base
+python run_recbole_faerec.py --model=SASRec --dataset=amazon-beauty
+python run_recbole_faerec.py --model=SASRec --dataset=amazon-beauty --base
 """
 
 import sys

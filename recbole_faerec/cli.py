@@ -30,12 +30,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--list-backbones", action="store_true", help="print the supported backbones"
     )
+    tune = parser.add_argument_group("Ray Tune sweep (recbole_faerec.tune)")
+    tune.add_argument("--tune", metavar="SPACE_YAML", help="sweep this search space with Ray Tune")
+    tune.add_argument("--num-samples", type=int, default=1, help="samples (grids: repeats)")
+    tune.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
+    tune.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial")
+    tune.add_argument("--max-concurrent", type=int, default=None, help="concurrent trials cap")
+    tune.add_argument("--scheduler", choices=("asha", "fifo"), default="asha", help="scheduler")
+    tune.add_argument("--grace-period", type=int, default=1, help="ASHA: evaluations before stop")
+    tune.add_argument("--ray-address", default=None, help="join this cluster (default: local)")
+    tune.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
+    tune.add_argument("--storage-path", default="ray_results", help="experiment folder root")
+    tune.add_argument("--name", default=None, help="experiment name (default from the args)")
+    tune.add_argument("--resume", action="store_true", help="continue the sweep --name")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    args, _ = build_parser().parse_known_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if args.tune:
+        from recbole_faerec.tune import cli_sweep
+
+        return cli_sweep(args, extra)
     if args.list_backbones:
         from recbole_faerec.backbones import format_backbone_list
 

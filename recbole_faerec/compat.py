@@ -24,3 +24,10 @@ def apply() -> None:
     # Ray workers and subprocesses started after this import.
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     _APPLIED = True
+
+
+def worker_env() -> dict[str, str]:
+    """Environment variables set by :func:`apply`, for processes started before the plugin is
+    imported in them: Ray workers of an existing cluster get these through ``runtime_env``."""
+    apply()
+    return {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]}

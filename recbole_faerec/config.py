@@ -20,7 +20,9 @@ import recbole
 from recbole.config import Config
 from recbole.utils import InputType
 
+from recbole_faerec.backbones import check_backbone
 from recbole_faerec.metrics import register_metrics
+from recbole_faerec.model.faerec import validate_faerec_config
 from recbole_faerec.model.registry import get_model, get_sequential_model
 
 PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
@@ -57,7 +59,7 @@ def build_config(
 ) -> Config:
     """RecBole config of a FAERec run around ``backbone`` (the bare backbone if ``base``)."""
     register_metrics()
-    get_sequential_model(backbone)
+    backbone_class = get_sequential_model(backbone)
     files = default_config_files(backbone, dataset) + [str(f) for f in config_file_list or []]
     model_class = get_model("Backbone" if base else "FAERec")
     config = Config(
@@ -66,6 +68,9 @@ def build_config(
         config_file_list=files,
         config_dict={**(config_dict or {}), "backbone": backbone},
     )
+    check_backbone(backbone, backbone_class, config["loss_type"], config["train_mode"] or "prefix")
+    if not base:
+        validate_faerec_config(config)
     if config["loss_type"] == "BCE":
         if config["train_neg_sample_args"]["distribution"] != "none":
             raise ValueError(

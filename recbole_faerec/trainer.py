@@ -30,7 +30,8 @@ class FAERecTrainer(Trainer):
             return super()._generate_train_loss_output(epoch_idx, s_time, e_time, losses)
         places = self.config["loss_decimal_place"] or 4
         parts = [f"{set_color('train_loss', 'blue')}: {sum(losses):.{places}f}"]
-        parts += [f"{set_color(n, 'blue')}: {v:.{places}f}" for n, v in zip(names, losses, strict=True)]
+        named = zip(names, losses, strict=True)
+        parts += [f"{set_color(name, 'blue')}: {value:.{places}f}" for name, value in named]
         head = set_color("epoch %d training", "green") % epoch_idx
         time = set_color("time", "blue")
         return f"{head} [{time}: {e_time - s_time:.2f}s, {', '.join(parts)}]"

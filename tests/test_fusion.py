@@ -101,10 +101,22 @@ def test_step_projects_each_distinct_item_once():
     assert rows == [7]
 
 
-def test_step_rejects_an_item_it_was_not_prepared_for():
-    fusion = FusedItemEmbedding(_table(), hidden_size=4).train()
-    with fusion.step(torch.tensor([1, 2])), pytest.raises(KeyError):
-        fusion(torch.tensor([5]))
+def test_items_outside_the_step_are_computed_on_the_fly():
+    fusion = FusedItemEmbedding(_table(), hidden_size=4, dropout=0.0).train()
+    with fusion.step(torch.tensor([1, 2])):
+        inside = fusion(torch.tensor([5, 1]))
+    e_id, e_llm = fusion.views(torch.tensor([5, 1]))
+    torch.testing.assert_close(inside, fusion.fuse(e_id, e_llm))
+
+
+def test_extra_rows_follow_the_items():
+    fusion = FusedItemEmbedding(_table(), hidden_size=4, dropout=0.0, extra_rows=1).eval()
+    assert fusion.num_embeddings == 8 and fusion.weight.shape == (8, 4)
+    torch.testing.assert_close(fusion.weight[7], fusion.extra_embedding.weight[0])
+    out = fusion(torch.tensor([[7, 3, 0]]))
+    torch.testing.assert_close(out[0, 0], fusion.extra_embedding.weight[0])
+    torch.testing.assert_close(out[0, 1], fusion(torch.tensor([3]))[0])
+    assert torch.all(out[0, 2] == 0)
 
 
 def test_eval_table_is_cached_equal_to_fresh_and_rebuilt_after_training():

@@ -11,6 +11,10 @@ additions, all computed once when the dataset is built:
   ``data.count_items``;
 * ``llm_embeddings`` (FAERec runs only): the frozen LLM table, one row per internal item id,
   aligned through the item tokens.
+
+With ``train_mode: all_positions`` the training split keeps one row per user, the longest
+training prefix (the last ``MAX_ITEM_LIST_LENGTH`` items before the target): the model then takes
+the loss at every position of it. Validation and test stay RecBole's leave-one-out rows.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from recbole_faerec.data.bundled import materialize_bundled_dataset
 from recbole_faerec.embeddings import load_embedding_table, resolve_embedding_table
 
 MODELS_WITH_LLM_TABLE = ("FAERec",)
+TRAIN_MODES = ("prefix", "all_positions")
 
 
 class FAERecDataset(SequentialDataset):
@@ -56,9 +61,28 @@ class FAERecDataset(SequentialDataset):
         firsts = sequences[lengths == 1, 0]
         return np.bincount(np.concatenate([targets, firsts]), minlength=self.item_num)
 
+    def longest_prefixes(self) -> FAERecDataset:
+        """One row per user: the row with the longest (latest) item sequence."""
+        users = self.inter_feat[self.uid_field].numpy()
+        order = np.lexsort(
+            (
+                self.inter_feat[self.time_field].numpy(),
+                self.inter_feat[self.item_list_length_field].numpy(),
+                users,
+            )
+        )
+        sorted_users = users[order]
+        last = np.append(sorted_users[1:] != sorted_users[:-1], True)
+        return self.copy(self.inter_feat[order[last]])
+
     def build(self) -> list[FAERecDataset]:
+        train_mode = self.config["train_mode"] or "prefix"
+        if train_mode not in TRAIN_MODES:
+            raise ValueError(f"train_mode: {train_mode!r} is not one of {', '.join(TRAIN_MODES)}.")
         datasets = super().build()
         popularity = datasets[0].training_popularity()
+        if train_mode == "all_positions":
+            datasets[0] = datasets[0].longest_prefixes()
         for split in datasets:
             split.train_item_popularity = popularity
         datasets[0]._counts_training_popularity = True

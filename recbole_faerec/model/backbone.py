@@ -4,6 +4,15 @@
 with the plugin's loss choices (RecBole's ``CE`` and ``BPR`` and the paper's ``BCE``) and data
 pipeline, so that a bare run and a FAERec run differ only in FAERec itself.
 :class:`~recbole_faerec.model.faerec.FAERec` extends it.
+
+Training modes (``train_mode``):
+
+* ``prefix`` (RecBole's): every training prefix is a sample and the loss is taken at its end.
+* ``all_positions`` (the paper's and SASRec's original protocol): one sample per user, the loss
+  at every non-padding position, the target of position ``p`` being the item at ``p + 1`` (the
+  row's target for the last position). It needs a backbone whose ``forward`` ends with
+  ``gather_indexes`` over a causal per-position output; :meth:`Backbone.sequence_output` takes
+  that output by shadowing ``gather_indexes`` on the instance for the call.
 """
 
 from __future__ import annotations
@@ -13,9 +22,30 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from torch import nn
 
+from recbole_faerec.backbones import check_backbone
 from recbole_faerec.model.registry import get_sequential_model
 
 LOSS_TYPES = ("CE", "BPR", "BCE")
+ALL_POSITION_LOSSES = ("CE", "BCE")
+
+
+def _all_positions(output: torch.Tensor, gather_index: torch.Tensor) -> torch.Tensor:
+    return output
+
+
+def next_item_targets(
+    item_seq: torch.Tensor, item_seq_len: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """Target of every position: the next item of the sequence, ``target`` after the last one.
+
+    Padding positions get 0.
+    """
+    targets = torch.zeros_like(item_seq)
+    targets[:, :-1] = item_seq[:, 1:]
+    rows = torch.arange(item_seq.size(0), device=item_seq.device)
+    targets[rows, item_seq_len - 1] = target
+    positions = torch.arange(item_seq.size(1), device=item_seq.device)
+    return targets * (positions.unsqueeze(0) < item_seq_len.unsqueeze(1))
 
 
 def build_backbone(config, dataset) -> SequentialRecommender:
@@ -29,6 +59,7 @@ def build_backbone(config, dataset) -> SequentialRecommender:
     loss_type = config["loss_type"]
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type: '{loss_type}' is not one of {', '.join(LOSS_TYPES)}.")
+    check_backbone(name, cls, loss_type, config["train_mode"] or "prefix")
     config["loss_type"] = "CE" if loss_type == "BCE" else loss_type
     try:
         model = cls(config, dataset)
@@ -52,6 +83,12 @@ class Backbone(SequentialRecommender):
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.loss_type = config["loss_type"]
+        self.all_positions = (config["train_mode"] or "prefix") == "all_positions"
+        if self.all_positions and self.loss_type not in ALL_POSITION_LOSSES:
+            raise ValueError(
+                f"loss_type: `train_mode: all_positions` supports {', '.join(ALL_POSITION_LOSSES)}"
+                f", not {self.loss_type}."
+            )
         self.backbone = build_backbone(config, dataset)
         self.epoch = 0
 
@@ -61,6 +98,21 @@ class Backbone(SequentialRecommender):
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         return self.backbone(item_seq, item_seq_len)
+
+    def sequence_output(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """The backbone's causal output at every position, shape (batch, length, hidden)."""
+        self.backbone.gather_indexes = _all_positions
+        try:
+            return self.backbone(item_seq, item_seq_len)
+        finally:
+            del self.backbone.gather_indexes
+
+    def targets(self, interaction) -> torch.Tensor:
+        """Training targets: (batch,) in ``prefix`` mode, (batch, length) in ``all_positions``."""
+        target = interaction[self.POS_ITEM_ID]
+        if not self.all_positions:
+            return target
+        return next_item_targets(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], target)
 
     @property
     def item_table(self) -> nn.Module:
@@ -75,18 +127,35 @@ class Backbone(SequentialRecommender):
     def prepare_batch(self, interaction) -> None:
         """Add what the loss needs to the batch: for ``BCE``, one sampled negative per target."""
         if self.loss_type == "BCE":
-            interaction[self.NEG_ITEM_ID] = self.sample_negatives(interaction[self.POS_ITEM_ID])
+            targets = self.targets(interaction)
+            negatives = self.sample_negatives(targets.clamp(min=1)) * (targets != 0)
+            interaction[self.NEG_ITEM_ID] = negatives
 
     def recommendation_loss(self, interaction) -> torch.Tensor:
-        """``L_rec``: the backbone's own CE/BPR loss, or BCE with the batch's sampled negatives."""
-        if self.loss_type != "BCE":
+        """``L_rec`` averaged over the targets of the batch (every position in all_positions).
+
+        CE and BPR in ``prefix`` mode are the backbone's own losses; BCE uses the batch's
+        sampled negatives: ``-log s(h.e+) - log(1 - s(h.e-))``.
+        """
+        if self.loss_type != "BCE" and not self.all_positions:
             return self.backbone.calculate_loss(interaction)
-        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        positives = interaction[self.POS_ITEM_ID]
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        targets = self.targets(interaction)
+        if self.all_positions:
+            mask = targets != 0
+            output = self.sequence_output(item_seq, item_seq_len)[mask]
+            targets = targets[mask]
+        else:
+            mask = None
+            output = self.forward(item_seq, item_seq_len)
+        if self.loss_type == "CE":
+            logits = output @ self.item_table.weight.T
+            return F.cross_entropy(logits, targets)
         negatives = interaction[self.NEG_ITEM_ID]
-        pos_score = (seq_output * self.item_table(positives)).sum(-1)
-        neg_score = (seq_output * self.item_table(negatives)).sum(-1)
-        return F.softplus(-pos_score).mean() + F.softplus(neg_score).mean()
+        negatives = negatives[mask] if mask is not None else negatives
+        pos_score = (output * self.item_table(targets)).sum(-1)
+        neg_score = (output * self.item_table(negatives)).sum(-1)
+        return (F.softplus(-pos_score) + F.softplus(neg_score)).mean()
 
     def calculate_loss(self, interaction) -> tuple[torch.Tensor, ...]:
         self.prepare_batch(interaction)

@@ -71,12 +71,14 @@ class FAERec(Backbone):
         self.align_max_items = config["align_max_items"]
 
         llm_table = torch.as_tensor(dataset.llm_embeddings, dtype=torch.float32)
+        original = self.backbone.item_embedding
         self.backbone.item_embedding = FusedItemEmbedding(
             llm_table,
-            hidden_size=self.backbone.item_embedding.embedding_dim,
+            hidden_size=original.embedding_dim,
             dropout=config["projection_dropout"],
             fusion=config["fusion"],
             target_table=config["target_table"],
+            extra_rows=original.num_embeddings - llm_table.size(0),
         )
         popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
         self.register_buffer("item_popularity", popularity)
@@ -94,10 +96,10 @@ class FAERec(Backbone):
 
     def batch_items(self, interaction, negatives: bool = False) -> torch.Tensor:
         """Distinct non-padding items of the batch's sequences and targets (and negatives)."""
-        fields = [self.ITEM_SEQ, self.POS_ITEM_ID]
+        parts = [interaction[self.ITEM_SEQ].flatten(), interaction[self.POS_ITEM_ID].flatten()]
         if negatives and self.NEG_ITEM_ID in interaction:
-            fields.append(self.NEG_ITEM_ID)
-        ids = torch.unique(torch.cat([interaction[field].flatten() for field in fields]))
+            parts.append(interaction[self.NEG_ITEM_ID].flatten())
+        ids = torch.unique(torch.cat(parts))
         return ids[ids != 0]
 
     def alignment_items(self, batch_items: torch.Tensor) -> torch.Tensor:

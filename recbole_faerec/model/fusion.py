@@ -15,6 +15,9 @@ training targets use ``target_table`` (``mean``, the same table, or ``fused``, t
 Work is never repeated: inside :meth:`FusedItemEmbedding.step` each distinct item is projected
 and gated once and every lookup of that training step reuses the result; in eval mode the full
 tables are built once and kept until the module goes back to training.
+
+A backbone whose table has rows beyond the items (BERT4Rec's mask token) keeps them as plain
+trainable embeddings after the item rows.
 """
 
 from __future__ import annotations
@@ -83,13 +86,11 @@ class _ItemViews:
     def covers_all(self) -> bool:
         return self.rows is None
 
+    def covers(self, ids: torch.Tensor) -> bool:
+        return self.rows is None or bool(((self.rows[ids] >= 0) | (ids == 0)).all())
+
     def index(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.rows is None:
-            return ids
-        index = self.rows[ids]
-        if bool(((index < 0) & (ids != 0)).any()):
-            raise KeyError("an item id was looked up outside the items prepared for this step")
-        return index.clamp(min=0)
+        return ids if self.rows is None else self.rows[ids].clamp(min=0)
 
 
 class FusedItemEmbedding(nn.Module):
@@ -101,6 +102,7 @@ class FusedItemEmbedding(nn.Module):
         dropout: dropout inside the LLM projection.
         fusion: ``gate`` (the paper), ``sum`` (gate fixed at 0.5), ``id`` or ``llm`` (one view).
         target_table: table used for training targets, ``mean`` or ``fused``.
+        extra_rows: rows after the items (e.g. a mask token), plain trainable embeddings.
     """
 
     def __init__(
@@ -110,17 +112,22 @@ class FusedItemEmbedding(nn.Module):
         dropout: float = 0.1,
         fusion: str = "gate",
         target_table: str = "mean",
+        extra_rows: int = 0,
     ) -> None:
         super().__init__()
-        self.num_embeddings, llm_dim = llm_table.shape
+        self.num_items, llm_dim = llm_table.shape
+        self.num_embeddings = self.num_items + extra_rows
         self.embedding_dim = hidden_size
         self.fusion = fusion
         self.target_table = target_table
         self.register_buffer("llm_table", llm_table.float().clone())
-        self.id_embedding = nn.Embedding(self.num_embeddings, hidden_size, padding_idx=0)
+        self.id_embedding = nn.Embedding(self.num_items, hidden_size, padding_idx=0)
         self.id_embedding.weight.data.copy_(pca_initialisation(self.llm_table, hidden_size))
         self.projection = LLMProjection(llm_dim, hidden_size, dropout)
         self.gate = AdaptiveGate(hidden_size)
+        self.extra_embedding = nn.Embedding(extra_rows, hidden_size) if extra_rows else None
+        if self.extra_embedding is not None:
+            nn.init.normal_(self.extra_embedding.weight, std=0.02)
         self._step_views: _ItemViews | None = None
         self._eval_views: _ItemViews | None = None
         self._eval_scores: torch.Tensor | None = None
@@ -163,7 +170,7 @@ class FusedItemEmbedding(nn.Module):
         if ids is None:
             fused = fused * (torch.arange(fused.size(0), device=fused.device) != 0).unsqueeze(-1)
             return _ItemViews(None, e_id, e_llm, fused)
-        rows = torch.full((self.num_embeddings,), -1, dtype=torch.long, device=ids.device)
+        rows = torch.full((self.num_items,), -1, dtype=torch.long, device=ids.device)
         rows[ids] = torch.arange(ids.numel(), device=ids.device)
         return _ItemViews(rows, e_id, e_llm, fused)
 
@@ -177,13 +184,19 @@ class FusedItemEmbedding(nn.Module):
     # -- the nn.Embedding interface the backbone uses ----------------------------------------
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Fused embeddings of ``ids`` (any shape); padding (id 0) maps to zeros."""
+        extra = ids >= self.num_items
+        item_ids = ids.masked_fill(extra, 0)
         cached = self._cached_views()
-        if cached is None:
-            unique, inverse = torch.unique(ids, return_inverse=True)
-            fused = self._compute_views(unique).fused[inverse]
+        if cached is not None and cached.covers(item_ids):
+            fused = cached.fused[cached.index(item_ids)]
         else:
-            fused = cached.fused[cached.index(ids)]
-        return fused * (ids != 0).unsqueeze(-1)
+            unique, inverse = torch.unique(item_ids, return_inverse=True)
+            fused = self._compute_views(unique).fused[inverse]
+        fused = fused * (item_ids != 0).unsqueeze(-1)
+        if self.extra_embedding is not None:
+            extra_ids = (ids - self.num_items).clamp(min=0)
+            fused = fused + self.extra_embedding(extra_ids) * extra.unsqueeze(-1)
+        return fused
 
     @property
     def weight(self) -> torch.Tensor:
@@ -193,12 +206,17 @@ class FusedItemEmbedding(nn.Module):
             if cached is None or not cached.covers_all:
                 cached = self._compute_views(None)
             if self.target_table == "fused":
-                return cached.fused
-            return self.score_views(cached.e_id, cached.e_llm)
+                return self._with_extra_rows(cached.fused)
+            return self._with_extra_rows(self.score_views(cached.e_id, cached.e_llm))
         if self._eval_scores is None:
             views = self._cached_views()
-            self._eval_scores = self.score_views(views.e_id, views.e_llm)
+            self._eval_scores = self._with_extra_rows(self.score_views(views.e_id, views.e_llm))
         return self._eval_scores
+
+    def _with_extra_rows(self, table: torch.Tensor) -> torch.Tensor:
+        if self.extra_embedding is None:
+            return table
+        return torch.cat([table, self.extra_embedding.weight], dim=0)
 
     # -- caching --------------------------------------------------------------------------------
     @contextmanager

@@ -32,7 +32,8 @@ def get_sequential_model(name: str) -> type[SequentialRecommender]:
     """Class of the sequential model ``name``; a clear error for anything else."""
     try:
         cls = get_model(name)
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:
+        # RecBole's lookup imports its optional exlib models (lightgbm, xgboost) for unknown names.
         raise ValueError(
             f"backbone: unknown model '{name}'. Choose a RecBole sequential model (e.g. SASRec, "
             f"GRU4Rec, NARM) or one of FMLPRec, LRURec, gMLP; "

@@ -1,0 +1,93 @@
+"""Invalid settings fail before any data is loaded, with a message naming the key and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from recbole_faerec.config import build_config
+
+
+def _build(sample_data_path, **overrides):
+    return build_config(
+        overrides.pop("backbone", "SASRec"),
+        "amazon-beauty-sample",
+        config_dict={"data_path": str(sample_data_path), **overrides},
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"alpha": -0.1}, r"alpha: -0\.1 is invalid; expected a number >= 0"),
+        ({"tau": 0.0}, r"tau: 0\.0 is invalid; expected a number > 0"),
+        ({"tau": -1.0}, r"tau: -1\.0 is invalid"),
+        ({"lambda": -0.5}, r"lambda: -0\.5 is invalid; expected a number >= 0"),
+        ({"w_min": 0.95, "w_max": 0.5}, r"w_min: 0\.95 is invalid; expected w_min <= w_max"),
+        ({"w_max": 1.5}, r"w_max: 1\.5 is invalid; expected a number in \[0, 1\]"),
+        ({"period": 0}, r"period: 0 is invalid; expected a number of epochs > 0"),
+        ({"period": -3}, r"period: -3 is invalid"),
+        ({"fusion": "concat"}, r"fusion: 'concat' is invalid; expected one of"),
+        ({"target_table": "llm"}, r"target_table: 'llm' is invalid"),
+    ],
+)
+def test_invalid_hyperparameters_name_the_key_and_range(
+    sample_data_path, run_dir, overrides, message
+):
+    with pytest.raises(ValueError, match=message):
+        _build(sample_data_path, **overrides)
+
+
+def test_the_paper_defaults_are_valid(sample_data_path, run_dir):
+    config = _build(sample_data_path)
+    assert (config["alpha"], config["lambda"], config["tau"]) == (0.2, 0.005, 0.05)
+    assert (config["w_min"], config["w_max"], config["period"]) == (0.9, 1.0, 30)
+    assert config["hidden_size"] == 128
+
+
+def test_base_runs_ignore_faerec_only_keys(sample_data_path, run_dir):
+    config = build_config(
+        "SASRec",
+        "amazon-beauty-sample",
+        config_dict={"data_path": str(sample_data_path), "alpha": -1.0},
+        base=True,
+    )
+    assert config["model"] == "Backbone"
+
+
+def test_unknown_backbone_lists_the_choices(sample_data_path, run_dir):
+    with pytest.raises(ValueError, match=r"backbone: unknown model 'SASRek'.*--list-backbones"):
+        _build(sample_data_path, backbone="SASRek")
+
+
+def test_non_sequential_model_is_rejected(sample_data_path, run_dir):
+    with pytest.raises(ValueError, match=r"backbone: 'BPR' is a .* model; FAERec wraps sequential"):
+        _build(sample_data_path, backbone="BPR")
+
+
+@pytest.mark.parametrize(
+    ("backbone", "reason"),
+    [("FPMC", "no single item table"), ("RepeatNet", "repeat-aware"), ("FDSA", "feature-based")],
+)
+def test_backbone_without_a_wrappable_item_table_says_why(
+    sample_data_path, run_dir, backbone, reason
+):
+    with pytest.raises(ValueError, match=rf"backbone: FAERec cannot wrap '{backbone}': .*{reason}"):
+        _build(sample_data_path, backbone=backbone)
+
+
+def test_loss_and_mode_a_backbone_lacks_are_named(sample_data_path, run_dir):
+    with pytest.raises(ValueError, match=r"train_mode: 'NARM' supports `train_mode: prefix` only"):
+        _build(sample_data_path, backbone="NARM", train_mode="all_positions")
+    with pytest.raises(ValueError, match=r"loss_type: 'Caser' supports CE, BPR under"):
+        _build(sample_data_path, backbone="Caser", loss_type="BCE")
+
+
+def test_bpr_without_a_sampler_and_bce_with_one_are_explained(sample_data_path, run_dir):
+    with pytest.raises(ValueError, match=r"train_neg_sample_args: `loss_type: BPR` needs"):
+        _build(sample_data_path, loss_type="BPR")
+    with pytest.raises(ValueError, match=r"train_neg_sample_args: the BCE loss samples"):
+        _build(
+            sample_data_path,
+            loss_type="BCE",
+            train_neg_sample_args={"distribution": "uniform", "sample_num": 1},
+        )

@@ -1,0 +1,115 @@
+"""FAERec inside RecBole, end to end on the real amazon-beauty-sample."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recbole_faerec.config import build_config
+from recbole_faerec.data.dataset import create_dataset, data_preparation
+from recbole_faerec.model.faerec import FAERec
+from recbole_faerec.model.fusion import FusedItemEmbedding
+from recbole_faerec.model.registry import get_model
+from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
+from recbole_faerec.trainer import FAERecTrainer
+
+SAMPLE = "amazon-beauty-sample"
+
+
+def _finite_metrics(result: dict) -> None:
+    """Overall, head, tail and coverage metrics are finite; an empty popularity group is nan."""
+    assert result["hit@10"] >= result["hit@5"]
+    for key, value in result.items():
+        assert math.isfinite(value) or (key.startswith("group") and math.isnan(value)), key
+
+
+@pytest.mark.parametrize("loss_type", ["CE", "BCE"])
+def test_one_epoch_faerec_sasrec(fast_config, loss_type):
+    result = run_recbole_faerec(
+        "SASRec", SAMPLE, config_dict={**fast_config, "loss_type": loss_type}
+    )
+    _finite_metrics(result["test_result"])
+    for key in ("tailhit@10", "headhit@10", "coverage@10"):
+        assert key in result["test_result"]
+
+
+def test_training_logs_named_finite_loss_parts(fast_config, caplog):
+    config = build_config("SASRec", SAMPLE, config_dict=fast_config)
+    dataset = create_dataset(config)
+    train, valid, _ = data_preparation(config, dataset)
+    model = FAERec(config, train._dataset)
+    trainer = FAERecTrainer(config, model)
+    losses = trainer._train_epoch(train, 0)  # w(0) = w_max = 1: no feature-level part yet
+    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
+    assert losses[1] > 0 and losses[2] == 0
+    losses = trainer._train_epoch(train, 15)  # w(T/2) = w_min = 0.9
+    assert losses[1] > 0 and losses[2] > 0
+    line = trainer._generate_train_loss_output(0, 0.0, 1.0, losses)
+    for name in ("rec", "item_align", "feature_align"):
+        assert f"{name}" in line
+
+
+def test_faerec_replaces_the_backbone_item_table(fast_config):
+    config = build_config("SASRec", SAMPLE, config_dict=fast_config)
+    dataset = create_dataset(config)
+    train, _, _ = data_preparation(config, dataset)
+    model = FAERec(config, train._dataset).eval()
+    assert isinstance(model.backbone.item_embedding, FusedItemEmbedding)
+    assert model.backbone.item_embedding.llm_table.shape == (dataset.item_num, 384)
+    batch = next(iter(train))
+    scores = model.full_sort_predict(batch)
+    seq = model.forward(batch["item_id_list"], batch["item_length"])
+    torch.testing.assert_close(scores, seq @ model.fusion.weight.T)
+
+
+def test_saved_model_reloads_with_identical_scores(fast_config):
+    result = run_recbole_faerec("SASRec", SAMPLE, config_dict=fast_config)
+    config, model, dataset, train, valid, test = load_data_and_model(result["model_file"])
+    batch = next(iter(test))[0]
+    model.eval()
+    with torch.no_grad():
+        reloaded = model.full_sort_predict(batch.to(config["device"]))
+    checkpoint = torch.load(result["model_file"], weights_only=False)
+    fresh = get_model("FAERec")(config, train._dataset)
+    fresh.load_state_dict(checkpoint["state_dict"])
+    fresh.eval()
+    with torch.no_grad():
+        again = fresh.full_sort_predict(batch)
+    torch.testing.assert_close(reloaded, again)
+    other = get_model("FAERec")(config, train._dataset).eval()
+    with torch.no_grad():
+        assert not torch.allclose(other.full_sort_predict(batch), reloaded)
+
+
+def test_base_trains_the_bare_backbone(fast_config):
+    result = run_recbole_faerec("SASRec", SAMPLE, config_dict=fast_config, base=True)
+    _finite_metrics(result["test_result"])
+    checkpoint = torch.load(result["model_file"], weights_only=False)
+    assert checkpoint["config"]["model"] == "Backbone"
+    keys = checkpoint["state_dict"].keys()
+    assert "backbone.item_embedding.weight" in keys
+    assert not any("llm_table" in key or "gate" in key for key in keys)
+
+
+def test_training_popularity_counts_training_interactions_only(fast_config, sample_data_path):
+    config = build_config("SASRec", SAMPLE, config_dict=fast_config, base=True)
+    dataset = create_dataset(config)
+    train, _, _ = data_preparation(config, dataset)
+    inter = pd.read_csv(sample_data_path / SAMPLE / f"{SAMPLE}.inter", sep="\t", dtype=str)
+    inter.columns = [c.split(":")[0] for c in inter.columns]
+    inter["timestamp"] = inter["timestamp"].astype(float)
+    inter = inter.sort_values(["user_id", "timestamp"], kind="stable")
+    position_from_end = inter.groupby("user_id").cumcount(ascending=False)
+    training = inter[position_from_end >= 2]
+    expected = training["item_id"].value_counts()
+    popularity = train._dataset.train_item_popularity
+    tokens = dataset.field2id_token["item_id"]
+    got = {tokens[i]: int(c) for i, c in enumerate(popularity) if c}
+    assert got == expected.to_dict()
+    counter = train._dataset.item_counter
+    assert sum(counter.values()) == len(training)
+    assert np.all(train._dataset.train_item_popularity == popularity)
