@@ -1,0 +1,178 @@
+"""Ray Tune sweeps (recbole_faerec.tune): search-space parsing, local sweeps, failures, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from recbole_faerec.config import build_config
+from recbole_faerec.tune import (
+    PACKAGE_ROOT,
+    SearchSpaceError,
+    load_search_space,
+    parse_overrides,
+    parse_search_space,
+    ray_param_space,
+    run_sweep,
+)
+
+TUNE_DIR = PACKAGE_ROOT / "properties" / "tune"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_parser_handles_every_distribution():
+    space = parse_search_space(
+        {
+            "lambda": {"grid": [0.001, 0.01]},
+            "loss_type": {"choice": ["CE", "BCE"]},
+            "alpha": {"uniform": [0.1, 0.5]},
+            "learning_rate": {"loguniform": [1e-4, 1e-2]},
+            "n_layers": {"randint": [1, 3]},
+            "epochs": 3,
+            "topk": [5, 10],
+            "train_neg_sample_args": {"constant": {"distribution": "uniform", "sample_num": 1}},
+        }
+    )
+    assert {k: d.kind for k, d in space.items()} == {
+        "lambda": "grid",
+        "loss_type": "choice",
+        "alpha": "uniform",
+        "learning_rate": "loguniform",
+        "n_layers": "randint",
+        "epochs": "constant",
+        "topk": "constant",
+        "train_neg_sample_args": "constant",
+    }
+    params = ray_param_space(space)
+    assert params["lambda"] == {"grid_search": [0.001, 0.01]}
+    assert params["epochs"] == 3 and params["topk"] == [5, 10]
+    assert params["train_neg_sample_args"] == {"distribution": "uniform", "sample_num": 1}
+    rng = np.random.default_rng(0)
+    assert set(params["loss_type"].sample(size=20, random_state=rng)) <= {"CE", "BCE"}
+    assert all(0.1 <= a <= 0.5 for a in params["alpha"].sample(size=20, random_state=rng))
+    lrs = params["learning_rate"].sample(size=20, random_state=rng)
+    assert all(1e-4 <= lr <= 1e-2 for lr in lrs)
+    assert set(params["n_layers"].sample(size=200, random_state=rng)) == {1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"normal": [0, 1]}, "unknown distribution 'normal'"),
+        ({"grid": [1], "choice": [2]}, "exactly one distribution"),
+        ({"grid": []}, "non-empty list"),
+        ({"uniform": [1.0]}, "needs [lo, hi]"),
+        ({"uniform": [0.5, 0.1]}, "lo < hi"),
+        ({"loguniform": [0, 1]}, "lo > 0"),
+        ({"randint": [1, 2.5]}, "integers"),
+    ],
+)
+def test_parser_rejects_malformed_entries(tmp_path, entry, problem):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({"alpha": entry}))
+    with pytest.raises(SearchSpaceError) as info:
+        load_search_space(path)
+    message = str(info.value)
+    assert str(path) in message and "'alpha'" in message and problem in message
+    assert "valid kinds: grid" in message and "loguniform" in message
+
+
+def test_shipped_spaces():
+    paper = load_search_space(TUNE_DIR / "paper_grid.yaml")
+    assert paper["lambda"].value == [0.001, 0.005, 0.01, 0.05, 0.1]
+    assert paper["alpha"].value == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert all(dim.kind == "grid" for dim in paper.values())
+    assert load_search_space(TUNE_DIR / "smoke.yaml")["alpha"].kind == "grid"
+
+
+def test_parse_overrides():
+    assert parse_overrides(["--epochs=5", "--alpha=0.3", "--topk=[5, 10]", "--x=true"]) == {
+        "epochs": 5,
+        "alpha": 0.3,
+        "topk": [5, 10],
+        "x": True,
+    }
+    with pytest.raises(ValueError, match="--key=value"):
+        parse_overrides(["positional"])
+
+
+@pytest.fixture
+def ray_cleanup():
+    """Ray is shut down after the test, whatever happened."""
+    import ray
+
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def llm_table(sample_data_path, tmp_path_factory) -> str:
+    """A small random LLM table for the sample (keeps the sweeps fast; no model to run)."""
+    inter = sample_data_path / "amazon-beauty-sample" / "amazon-beauty-sample.inter"
+    items = pd.read_csv(inter, sep="\t", dtype=str)["item_id:token"].unique()
+    vectors = np.random.default_rng(0).standard_normal((len(items), 16)).astype(np.float32)
+    path = tmp_path_factory.mktemp("llm") / "table.npz"
+    np.savez(path, items=items.astype(str), embeddings=vectors)
+    return str(path)
+
+
+@pytest.fixture
+def sweep_overrides(fast_config, llm_table) -> dict:
+    return {**fast_config, "llm_embedding_file": llm_table, "eval_batch_size": 1024}
+
+
+def _space(tmp_path: Path, spec: dict) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_local_sweep_writes_table_best_config_and_plot(run_dir, sweep_overrides, ray_cleanup):
+    space = _space(run_dir, {"alpha": {"grid": [0.1, 0.3]}, "lambda": 0.005})
+    outcome = run_sweep(
+        space,
+        "SASRec",
+        "amazon-beauty-sample",
+        overrides=sweep_overrides,
+        num_cpus=2,
+        scheduler="fifo",
+        storage_path=run_dir / "ray_results",
+    )
+    exp = Path(outcome["experiment_dir"])
+    table = pd.read_csv(exp / "trials.csv")
+    assert len(table) == 2 and set(table["status"]) == {"completed"}
+    assert sorted(table["alpha"]) == [0.1, 0.3] and (table["epochs"] == 1).all()
+    assert table["best_ndcg@10"].notna().all()
+    assert "| trial" in (exp / "trials.md").read_text()
+    assert (exp / "sensitivity.png").read_bytes()[:8] == PNG_MAGIC
+    assert outcome["test_result"] and "ndcg@10" in outcome["test_result"]
+    config = build_config(
+        "SASRec", "amazon-beauty-sample", config_file_list=[outcome["best_config"]]
+    )
+    assert config["alpha"] == outcome["best_params"]["alpha"]
+    assert config["lambda"] == 0.005 and config["hidden_size"] == 32
+
+
+def test_failed_trial_is_marked_and_sweep_resumes(run_dir, sweep_overrides, ray_cleanup):
+    space = _space(run_dir, {"tau": {"grid": [0.05, -1.0]}})
+    kwargs = {
+        "overrides": sweep_overrides,
+        "num_cpus": 2,
+        "scheduler": "asha",
+        "storage_path": run_dir / "ray_results",
+        "test_best": False,
+    }
+    outcome = run_sweep(space, "SASRec", "amazon-beauty-sample", **kwargs)
+    table = outcome["table"].set_index("tau")
+    assert table.loc[0.05, "status"] == "completed"
+    assert table.loc[-1.0, "status"] == "failed" and "ValueError" in table.loc[-1.0, "error"]
+    assert outcome["best_params"] == {"tau": 0.05}
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_sweep(space, "SASRec", "amazon-beauty-sample", **kwargs)
+    resumed = run_sweep(space, "SASRec", "amazon-beauty-sample", resume=True, **kwargs)
+    assert resumed["experiment_dir"] == outcome["experiment_dir"]
+    assert list(resumed["table"]["status"]) == ["completed", "failed"]
