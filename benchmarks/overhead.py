@@ -1,0 +1,144 @@
+"""FAERec's cost over its backbone, and all-position vs prefix training, measured in one process.
+
+    python benchmarks/overhead.py [--dataset amazon-beauty] [--backbone SASRec] [--repeats 3]
+        [--data-path DIR] [--prefix-repeats 1] [--profile] [--key=value ...]
+
+Builds, with RecBole's own data loaders, the bare backbone and FAERec around it on identical
+settings (``train_mode: all_positions`` unless overridden), then interleaves their training
+epochs and full-sort evaluations (``--repeats`` times each, the first round is a warm-up that is
+not counted), and times bare prefix-mode epochs against all-position epochs. Extra
+``--key=value`` flags are config overrides shared by every model. With ``--profile`` a torch
+profiler table of one FAERec training epoch is printed first. Medians are printed, then the last
+line ``train_epoch_ratio=<FAERec/bare> eval_ratio=<FAERec/bare>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from recbole.utils import init_seed
+
+from recbole_faerec.config import build_config
+from recbole_faerec.data.dataset import create_dataset, data_preparation
+from recbole_faerec.model.registry import get_model
+from recbole_faerec.trainer import FAERecTrainer
+
+
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+class Setup:
+    """A trainer with its data, ready to time training epochs and full-sort evaluations."""
+
+    def __init__(self, backbone: str, dataset: str, config_dict: dict, base: bool) -> None:
+        config = build_config(backbone, dataset, config_dict=config_dict, base=base)
+        init_seed(config["seed"], config["reproducibility"])
+        self.train_data, self.valid_data, _ = data_preparation(config, create_dataset(config))
+        model = get_model(config["model"])(config, self.train_data._dataset).to(config["device"])
+        self.trainer = FAERecTrainer(config, model)
+        self.trainer.eval_collector.data_collect(self.train_data)
+        self.epoch = 0
+
+    def train_epoch(self) -> float:
+        self.trainer.model.train()
+        start = time.perf_counter()
+        self.trainer._train_epoch(self.train_data, self.epoch)
+        self.epoch += 1
+        return time.perf_counter() - start
+
+    def evaluate(self) -> float:
+        start = time.perf_counter()
+        self.trainer.evaluate(self.valid_data, load_best_model=False)
+        return time.perf_counter() - start
+
+
+def interleave(tasks: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Run every task once per round, ``repeats`` rounds; the first round is a warm-up."""
+    times: dict[str, list[float]] = {name: [] for name in tasks}
+    for round_ in range(repeats + 1):
+        for name, task in tasks.items():
+            seconds = task()
+            print(f"  round {round_} {name}: {seconds:.2f} s", file=sys.stderr, flush=True)
+            if round_ > 0:
+                times[name].append(seconds)
+    return times
+
+
+def profile_epoch(setup: Setup, rows: int = 20) -> str:
+    """Torch profiler table (self CPU time) of one training epoch."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        setup.train_epoch()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="amazon-beauty")
+    parser.add_argument("--backbone", default="SASRec")
+    parser.add_argument("--data-path", default=str(Path("dataset").resolve()))
+    parser.add_argument("--repeats", type=int, default=3, help="counted rounds (after a warm-up)")
+    parser.add_argument("--prefix-repeats", type=int, default=1, help="prefix epochs to time")
+    parser.add_argument("--profile", action="store_true", help="profile one FAERec epoch first")
+    args, extra = parser.parse_known_args()
+    overrides = {}
+    for item in extra:
+        key, _, value = item.lstrip("-").partition("=")
+        overrides[key] = _value(value)
+    sys.argv = sys.argv[:1]
+    common = {
+        "data_path": args.data_path,
+        "train_mode": "all_positions",
+        "show_progress": False,
+        "state": "WARNING",
+        **overrides,
+    }
+    bare = Setup(args.backbone, args.dataset, common, base=True)
+    faerec = Setup(args.backbone, args.dataset, common, base=False)
+    if args.profile:
+        print(profile_epoch(faerec))
+
+    times = interleave(
+        {
+            "bare train": bare.train_epoch,
+            "FAERec train": faerec.train_epoch,
+            "bare eval": bare.evaluate,
+            "FAERec eval": faerec.evaluate,
+        },
+        args.repeats,
+    )
+    prefix = Setup(args.backbone, args.dataset, {**common, "train_mode": "prefix"}, base=True)
+    prefix_times = interleave(
+        {"bare prefix train": prefix.train_epoch, "bare all_positions train": bare.train_epoch},
+        args.prefix_repeats,
+    )
+    times.update(prefix_times)
+    median = {name: statistics.median(values) for name, values in times.items()}
+
+    mode = common["train_mode"]
+    print(f"{args.backbone} on {args.dataset}, {torch.get_num_threads()} torch threads")
+    print(f"training samples per epoch: prefix {len(prefix.train_data.dataset)}, ", end="")
+    print(f"all_positions {len(bare.train_data.dataset)}")
+    for name, value in median.items():
+        print(f"{name:<26} {value:8.2f} s  (median of {len(times[name])})")
+    speedup = median["bare prefix train"] / median["bare all_positions train"]
+    print(f"prefix_over_all_positions={speedup:.2f} (bare {args.backbone})")
+    print(f"(FAERec/bare ratios below measured with train_mode={mode})")
+    train_ratio = median["FAERec train"] / median["bare train"]
+    eval_ratio = median["FAERec eval"] / median["bare eval"]
+    print(f"train_epoch_ratio={train_ratio:.2f} eval_ratio={eval_ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
