@@ -140,3 +140,21 @@ def test_eval_table_is_cached_equal_to_fresh_and_rebuilt_after_training():
     assert not torch.allclose(rebuilt, first)
     fresh = 0.5 * (fusion.id_embedding.weight + fusion.projection(fusion.llm_table))
     torch.testing.assert_close(rebuilt, fresh)
+
+
+@pytest.mark.parametrize("target_table", ["mean", "fused"])
+def test_target_embedding_follows_target_table(target_table):
+    torch.manual_seed(0)
+    fusion = FusedItemEmbedding(
+        torch.randn(6, 8), hidden_size=4, dropout=0.0, target_table=target_table
+    )
+    ids = torch.tensor([[1, 2], [0, 5]])
+    with fusion.step(torch.tensor([1, 2, 5])):
+        got = fusion.target_embedding(ids)
+        e_id, e_llm = fusion.views(ids)
+        expected = 0.5 * (e_id + e_llm) if target_table == "mean" else fusion(ids)
+        expected = expected * (ids != 0).unsqueeze(-1)
+        torch.testing.assert_close(got, expected)
+        rows = fusion.weight[ids]
+    torch.testing.assert_close(got, rows * (ids != 0).unsqueeze(-1))
+    assert not got[1, 0].any()

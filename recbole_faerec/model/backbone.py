@@ -119,6 +119,10 @@ class Backbone(SequentialRecommender):
         """The module the backbone embeds and scores items with."""
         return self.backbone.item_embedding
 
+    def target_embedding(self, ids: torch.Tensor) -> torch.Tensor:
+        """Embeddings the BCE loss scores targets and negatives against: the item table's."""
+        return self.item_table(ids)
+
     def sample_negatives(self, positives: torch.Tensor) -> torch.Tensor:
         """One uniform negative item per positive, never the positive itself nor padding."""
         negatives = torch.randint(1, self.n_items - 1, positives.shape, device=positives.device)
@@ -153,8 +157,8 @@ class Backbone(SequentialRecommender):
             return F.cross_entropy(logits, targets)
         negatives = interaction[self.NEG_ITEM_ID]
         negatives = negatives[mask] if mask is not None else negatives
-        pos_score = (output * self.item_table(targets)).sum(-1)
-        neg_score = (output * self.item_table(negatives)).sum(-1)
+        pos_score = (output * self.target_embedding(targets)).sum(-1)
+        neg_score = (output * self.target_embedding(negatives)).sum(-1)
         return (F.softplus(-pos_score) + F.softplus(neg_score)).mean()
 
     def calculate_loss(self, interaction) -> tuple[torch.Tensor, ...]:

@@ -88,6 +88,10 @@ class FAERec(Backbone):
         """The fused item table inside the backbone."""
         return self.backbone.item_embedding
 
+    def target_embedding(self, ids: torch.Tensor) -> torch.Tensor:
+        """Targets and BCE negatives are scored against the ``target_table`` of the fusion."""
+        return self.fusion.target_embedding(ids)
+
     def alignment_weight(self) -> float:
         """``w(t)`` for the current epoch, or the schedule's mean when the curriculum is off."""
         if not self.use_curriculum:

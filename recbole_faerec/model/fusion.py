@@ -198,6 +198,22 @@ class FusedItemEmbedding(nn.Module):
             fused = fused + self.extra_embedding(extra_ids) * extra.unsqueeze(-1)
         return fused
 
+    def target_embedding(self, ids: torch.Tensor) -> torch.Tensor:
+        """Embeddings that training targets and sampled negatives are scored against.
+
+        ``target_table: mean`` uses the equal-weight fusion (as at test time), ``fused`` the gated
+        one; the same choice as the rows of :attr:`weight` during training.
+        """
+        if self.target_table == "fused":
+            return self(ids)
+        cached = self._cached_views()
+        if cached is not None and cached.covers(ids):
+            index = cached.index(ids)
+            e_id, e_llm = cached.e_id[index], cached.e_llm[index]
+        else:
+            e_id, e_llm = self._raw_views(ids)
+        return self.score_views(e_id, e_llm) * (ids != 0).unsqueeze(-1)
+
     @property
     def weight(self) -> torch.Tensor:
         """Item table the backbone scores with: training targets, or the evaluation table."""
