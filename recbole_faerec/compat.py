@@ -7,7 +7,10 @@ of :mod:`recbole_faerec`, so the rest of the code can call RecBole as documented
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 
 _APPLIED = False
 
@@ -31,3 +34,16 @@ def worker_env() -> dict[str, str]:
     imported in them: Ray workers of an existing cluster get these through ``runtime_env``."""
     apply()
     return {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]}
+
+
+@contextlib.contextmanager
+def hidden_command_line() -> Iterator[None]:
+    """Hide ``sys.argv`` from RecBole's ``Config``, which parses ``--key=value`` flags from the
+    process's own command line with the highest precedence: runs that pass their settings
+    explicitly (reports, sweeps, Ray workers) must not pick up unrelated flags."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved

@@ -32,8 +32,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from recbole_faerec.compat import hidden_command_line
 from recbole_faerec.config import PROPERTIES_DIR
 from recbole_faerec.metrics import DEFAULT_HEAD_RATIO, head_mask
 from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
@@ -78,18 +78,6 @@ _JSON_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
 
 def _say(message: str) -> None:
     tqdm.write(f"[report] {message}", file=sys.stderr)
-
-
-@contextmanager
-def _argv_without_overrides() -> Iterator[None]:
-    """RecBole's Config reads ``--key=value`` from ``sys.argv``: hide them so the overrides (and
-    the ablation switches) reach every run through ``config_dict`` only."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        yield
-    finally:
-        sys.argv = saved
 
 
 def _setting_keys(overrides: Mapping[str, Any]) -> list[str]:
@@ -391,7 +379,7 @@ def run_report(
     views: dict[str, dict[str, np.ndarray]] = {}
     seed = None
     progress = tqdm(total=len(backbones) * (len(variants) + 1), desc="report", unit="run")
-    with progress, _argv_without_overrides():
+    with progress, hidden_command_line():
         for backbone in backbones:
             for variant, switches in variants.items():
                 progress.set_postfix_str(f"{backbone} {variant}")

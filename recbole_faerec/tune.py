@@ -30,7 +30,7 @@ from ray import air, tune
 from ray.air import session
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from recbole_faerec.compat import worker_env
+from recbole_faerec.compat import hidden_command_line, worker_env
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.model.registry import get_model
@@ -171,18 +171,6 @@ class SweepSpec:
         return cls(**json.loads((folder / SPEC_FILE).read_text()))
 
 
-@contextlib.contextmanager
-def _plain_argv() -> Iterator[None]:
-    """Hide the process's command line from RecBole's Config: a sweep passes overrides
-    explicitly, and Ray workers have their own flags."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        yield
-    finally:
-        sys.argv = saved
-
-
 def _plain(value: Any) -> Any:
     """numpy scalars (Ray's samples) as Python values, for yaml and JSON."""
     return value.item() if isinstance(value, np.generic) else value
@@ -240,7 +228,7 @@ def faerec_trial(params: dict[str, Any], spec: SweepSpec) -> None:
     torch.set_num_threads(max(1, int(spec.cpus_per_trial)))
     config_dict = trial_config_dict(spec, params, session.get_trial_dir())
     config_dict["gpu_id"] = ",".join(str(i) for i in ray.get_gpu_ids())
-    with _plain_argv():
+    with hidden_command_line():
         config = build_config(
             spec.model, spec.dataset, spec.config_files, config_dict, base=spec.base
         )
@@ -320,7 +308,7 @@ def prepare_sweep(
     files = [str(Path(f).resolve()) for f in config_files]
     overrides = dict(overrides or {})
     constants = {k: d.value for k, d in space.items() if not d.searched}
-    with _plain_argv():
+    with hidden_command_line():
         config = build_config(model, dataset, files, {**overrides, **constants}, base=base)
     data_path = str(Path(config["data_path"]).resolve().parent)
     overrides.update(absolute_paths(config))
@@ -592,7 +580,7 @@ def evaluate_checkpoint(model_file: str | os.PathLike, work_dir: Path) -> dict[s
     """Test-split result of a saved model (RecBole writes its log under ``work_dir``)."""
     from recbole_faerec.quick_start import load_data_and_model
 
-    with contextlib.chdir(work_dir), _plain_argv():
+    with contextlib.chdir(work_dir), hidden_command_line():
         config, net, _, train_data, _, test_data = load_data_and_model(model_file)
         trainer = FAERecTrainer(config, net)
         trainer.eval_collector.data_collect(train_data)

@@ -22,10 +22,10 @@ is ``rfft(k, 2L)``), but it is restricted to causal kernels. The identity filter
 from __future__ import annotations
 
 import torch
-from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.layers import FeedForward
-from recbole.model.loss import BPRLoss
 from torch import nn
+
+from recbole_faerec.model.sequential_recommender.next_item import NextItemRecommender
 
 
 class CausalFilterLayer(nn.Module):
@@ -85,7 +85,7 @@ class FMLPBlock(nn.Module):
         return self.feed_forward(self.filter_layer(x))
 
 
-class FMLPRec(SequentialRecommender):
+class FMLPRec(NextItemRecommender):
     """FMLP-Rec with causal learnable filters (see the module docstring)."""
 
     def __init__(self, config, dataset) -> None:
@@ -98,7 +98,6 @@ class FMLPRec(SequentialRecommender):
         self.hidden_act = config["hidden_act"]
         self.layer_norm_eps = config["layer_norm_eps"]
         self.initializer_range = config["initializer_range"]
-        self.loss_type = config["loss_type"]
 
         self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
@@ -116,13 +115,6 @@ class FMLPRec(SequentialRecommender):
             )
             for _ in range(self.n_layers)
         )
-
-        if self.loss_type == "BPR":
-            self.loss_fct = BPRLoss()
-        elif self.loss_type == "CE":
-            self.loss_fct = nn.CrossEntropyLoss()
-        else:
-            raise NotImplementedError("Make sure 'loss_type' in ['BPR', 'CE']!")
 
         self.apply(self._init_weights)
 
@@ -144,29 +136,3 @@ class FMLPRec(SequentialRecommender):
         for block in self.blocks:
             output = block(output)
         return self.gather_indexes(output, item_seq_len - 1)
-
-    def calculate_loss(self, interaction) -> torch.Tensor:
-        item_seq = interaction[self.ITEM_SEQ]
-        item_seq_len = interaction[self.ITEM_SEQ_LEN]
-        seq_output = self.forward(item_seq, item_seq_len)
-        pos_items = interaction[self.POS_ITEM_ID]
-        if self.loss_type == "BPR":
-            neg_items = interaction[self.NEG_ITEM_ID]
-            pos_score = torch.sum(seq_output * self.item_embedding(pos_items), dim=-1)
-            neg_score = torch.sum(seq_output * self.item_embedding(neg_items), dim=-1)
-            return self.loss_fct(pos_score, neg_score)
-        logits = torch.matmul(seq_output, self.item_embedding.weight.transpose(0, 1))
-        return self.loss_fct(logits, pos_items)
-
-    def predict(self, interaction) -> torch.Tensor:
-        item_seq = interaction[self.ITEM_SEQ]
-        item_seq_len = interaction[self.ITEM_SEQ_LEN]
-        seq_output = self.forward(item_seq, item_seq_len)
-        test_item_emb = self.item_embedding(interaction[self.ITEM_ID])
-        return torch.mul(seq_output, test_item_emb).sum(dim=1)
-
-    def full_sort_predict(self, interaction) -> torch.Tensor:
-        item_seq = interaction[self.ITEM_SEQ]
-        item_seq_len = interaction[self.ITEM_SEQ_LEN]
-        seq_output = self.forward(item_seq, item_seq_len)
-        return torch.matmul(seq_output, self.item_embedding.weight.transpose(0, 1))
