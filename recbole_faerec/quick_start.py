@@ -10,8 +10,9 @@ from logging import getLogger
 from pathlib import Path
 
 import torch
-from recbole.utils import get_environment, init_logger, init_seed, set_color
+from recbole.utils import get_environment, init_seed, set_color
 
+from recbole_faerec.compat import init_logger
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.metrics import register_metrics

@@ -30,7 +30,7 @@ from ray import air, tune
 from ray.air import session
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from recbole_faerec.compat import hidden_command_line, worker_env
+from recbole_faerec.compat import hidden_command_line, init_logger, worker_env
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.model.registry import get_model
@@ -223,7 +223,7 @@ def faerec_trial(params: dict[str, Any], spec: SweepSpec) -> None:
     """Ray Tune trainable: train one configuration, reporting after every evaluation."""
     import ray
     import torch
-    from recbole.utils import init_logger, init_seed
+    from recbole.utils import init_seed
 
     torch.set_num_threads(max(1, int(spec.cpus_per_trial)))
     config_dict = trial_config_dict(spec, params, session.get_trial_dir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -113,3 +114,14 @@ def test_training_popularity_counts_training_interactions_only(fast_config, samp
     counter = train._dataset.item_counter
     assert sum(counter.values()) == len(training)
     assert np.all(train._dataset.train_item_popularity == popularity)
+
+
+def test_each_run_in_one_process_logs_to_its_own_file(fast_config):
+    config = {**fast_config, "state": "INFO"}
+    first = run_recbole_faerec("SASRec", SAMPLE, config_dict=config, base=True)
+    second = run_recbole_faerec("SASRec", SAMPLE, config_dict=config)
+    assert first["results_file"] != second["results_file"]
+    for result, model in ((first, "Backbone"), (second, "FAERec")):
+        log = Path(result["results_file"]).with_suffix("").with_suffix(".log")
+        assert log.parent.name == model
+        assert "epoch 0 training" in log.read_text(encoding="utf-8")
