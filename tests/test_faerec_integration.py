@@ -61,6 +61,7 @@ def test_faerec_replaces_the_backbone_item_table(fast_config):
     model = FAERec(config, train._dataset).eval()
     assert isinstance(model.backbone.item_embedding, FusedItemEmbedding)
     assert model.backbone.item_embedding.llm_table.shape == (dataset.item_num, 384)
+    assert np.shares_memory(model.fusion.llm_table.numpy(), train._dataset.llm_embeddings)
     batch = next(iter(train))
     scores = model.full_sort_predict(batch)
     seq = model.forward(batch["item_id_list"], batch["item_length"])

@@ -120,7 +120,7 @@ class FusedItemEmbedding(nn.Module):
         self.embedding_dim = hidden_size
         self.fusion = fusion
         self.target_table = target_table
-        self.register_buffer("llm_table", llm_table.float().clone())
+        self.register_buffer("llm_table", llm_table.float())
         self.id_embedding = nn.Embedding(self.num_items, hidden_size, padding_idx=0)
         self.id_embedding.weight.data.copy_(pca_initialisation(self.llm_table, hidden_size))
         self.projection = LLMProjection(llm_dim, hidden_size, dropout)
