@@ -23,6 +23,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from torch import nn
 
 from recbole_faerec.backbones import check_backbone
+from recbole_faerec.model.losses import chunked_cross_entropy
 from recbole_faerec.model.registry import get_sequential_model
 
 LOSS_TYPES = ("CE", "BPR", "BCE")
@@ -153,8 +154,7 @@ class Backbone(SequentialRecommender):
             mask = None
             output = self.forward(item_seq, item_seq_len)
         if self.loss_type == "CE":
-            logits = output @ self.item_table.weight.T
-            return F.cross_entropy(logits, targets)
+            return chunked_cross_entropy(output, self.item_table.weight, targets)
         negatives = interaction[self.NEG_ITEM_ID]
         negatives = negatives[mask] if mask is not None else negatives
         pos_score = (output * self.target_embedding(targets)).sum(-1)
