@@ -89,7 +89,9 @@ def main() -> None:
     parser.add_argument("--backbone", default="SASRec")
     parser.add_argument("--data-path", default=str(Path("dataset").resolve()))
     parser.add_argument("--repeats", type=int, default=3, help="counted rounds (after a warm-up)")
-    parser.add_argument("--prefix-repeats", type=int, default=1, help="prefix epochs to time")
+    parser.add_argument(
+        "--prefix-repeats", type=int, default=1, help="prefix epochs to time (0: skip)"
+    )
     parser.add_argument("--profile", action="store_true", help="profile one FAERec epoch first")
     args, extra = parser.parse_known_args()
     overrides = {}
@@ -118,22 +120,24 @@ def main() -> None:
         },
         args.repeats,
     )
-    prefix = Setup(args.backbone, args.dataset, {**common, "train_mode": "prefix"}, base=True)
-    prefix_times = interleave(
-        {"bare prefix train": prefix.train_epoch, "bare all_positions train": bare.train_epoch},
-        args.prefix_repeats,
-    )
-    times.update(prefix_times)
+    if args.prefix_repeats > 0:
+        prefix = Setup(args.backbone, args.dataset, {**common, "train_mode": "prefix"}, base=True)
+        prefix_times = interleave(
+            {"bare prefix train": prefix.train_epoch, "bare all_positions train": bare.train_epoch},
+            args.prefix_repeats,
+        )
+        times.update(prefix_times)
     median = {name: statistics.median(values) for name, values in times.items()}
 
     mode = common["train_mode"]
     print(f"{args.backbone} on {args.dataset}, {torch.get_num_threads()} torch threads")
-    print(f"training samples per epoch: prefix {len(prefix.train_data.dataset)}, ", end="")
-    print(f"all_positions {len(bare.train_data.dataset)}")
     for name, value in median.items():
         print(f"{name:<26} {value:8.2f} s  (median of {len(times[name])})")
-    speedup = median["bare prefix train"] / median["bare all_positions train"]
-    print(f"prefix_over_all_positions={speedup:.2f} (bare {args.backbone})")
+    if args.prefix_repeats > 0:
+        print(f"training samples per epoch: prefix {len(prefix.train_data.dataset)}, ", end="")
+        print(f"all_positions {len(bare.train_data.dataset)}")
+        speedup = median["bare prefix train"] / median["bare all_positions train"]
+        print(f"prefix_over_all_positions={speedup:.2f} (bare {args.backbone})")
     print(f"(FAERec/bare ratios below measured with train_mode={mode})")
     train_ratio = median["FAERec train"] / median["bare train"]
     eval_ratio = median["FAERec eval"] / median["bare eval"]
