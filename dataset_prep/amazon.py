@@ -34,6 +34,7 @@ from dataset_prep.common import (
     clean_id,
     clean_text,
     convert,
+    filter_options,
     iter_records,
     join_categories,
     parse_price,
@@ -161,10 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             args.meta,
             args.name,
             args.out,
-            min_user_inter=args.min_user_inter,
-            min_item_inter=args.min_item_inter,
-            filter_mode=args.filter,
-            min_rating=args.min_rating,
+            **filter_options(args),
         )
     )
 

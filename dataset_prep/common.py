@@ -482,6 +482,16 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this")
 
 
+def filter_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`convert` set by :func:`add_common_arguments`' filters."""
+    return {
+        "min_user_inter": args.min_user_inter,
+        "min_item_inter": args.min_item_inter,
+        "filter_mode": args.filter,
+        "min_rating": args.min_rating,
+    }
+
+
 def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:

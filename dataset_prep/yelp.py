@@ -30,6 +30,7 @@ from dataset_prep.common import (
     clean_id,
     clean_text,
     convert,
+    filter_options,
     iter_records,
     join_categories,
     require,
@@ -173,10 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             start_date=args.start_date,
             end_date=args.end_date,
-            min_user_inter=args.min_user_inter,
-            min_item_inter=args.min_item_inter,
-            filter_mode=args.filter,
-            min_rating=args.min_rating,
+            **filter_options(args),
         )
     )
 

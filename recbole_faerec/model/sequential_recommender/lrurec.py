@@ -152,14 +152,12 @@ class LRURec(NextItemRecommender):
         self.use_position_embedding = config["use_position_embedding"]
         self.initializer_range = config["initializer_range"]
 
-        self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
-        self.position_embedding = (
-            nn.Embedding(self.max_seq_length, self.hidden_size)
-            if self.use_position_embedding
-            else None
+        self._init_input_layers(
+            self.hidden_size,
+            self.layer_norm_eps,
+            self.hidden_dropout_prob,
+            positions=self.use_position_embedding,
         )
-        self.LayerNorm = nn.LayerNorm(self.hidden_size, eps=self.layer_norm_eps)
-        self.dropout = nn.Dropout(self.hidden_dropout_prob)
         self.blocks = nn.ModuleList(
             LRUBlock(
                 self.hidden_size,
@@ -177,25 +175,8 @@ class LRURec(NextItemRecommender):
 
         self.apply(self._init_weights)
 
-    def _init_weights(self, module: nn.Module) -> None:
-        """Normal init for linear/embedding weights, zero biases, unit LayerNorm (as SASRec).
-
-        The LRU parameters keep the ring/Glorot-style initialisation done in :class:`LRULayer`.
-        """
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
-        elif isinstance(module, nn.LayerNorm):
-            module.bias.data.zero_()
-            module.weight.data.fill_(1.0)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            module.bias.data.zero_()
-
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        output = self.item_embedding(item_seq)
-        if self.use_position_embedding:
-            position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
-            output = output + self.position_embedding(position_ids).unsqueeze(0)
-        output = self.dropout(self.LayerNorm(output))
+        output = self.embed_sequence(item_seq)
         for block in self.blocks:
             output = block(output)
         return self.gather_indexes(output, item_seq_len - 1)
