@@ -506,6 +506,12 @@ def trials_table(results, spec: SweepSpec, space: Mapping[str, Dimension]) -> pd
     return table.sort_values(best, ascending=spec.mode == "min", na_position="last", kind="stable")
 
 
+def trials_markdown(table: pd.DataFrame) -> str:
+    """The trial table as Markdown; trial ids stay text even when they look like numbers."""
+    text_columns = [table.columns.get_loc(name) for name in ("trial", "error")]
+    return table.to_markdown(index=False, disable_numparse=text_columns)
+
+
 def write_best_config(path: Path, spec: SweepSpec, params: Mapping[str, Any], score: float) -> Path:
     """The best trial's settings as a RecBole yaml (``--config_files`` accepts it)."""
     settings = {**spec.overrides, **{key: _plain(value) for key, value in params.items()}}
@@ -623,7 +629,7 @@ def summarize(
         "table": table,
     }
     table.to_csv(outputs["trials_csv"], index=False)
-    outputs["trials_md"].write_text(table.to_markdown(index=False) + "\n", encoding="utf-8")
+    outputs["trials_md"].write_text(trials_markdown(table) + "\n", encoding="utf-8")
     title = f"{'bare ' if spec.base else 'FAERec + '}{spec.model} on {spec.dataset}"
     plot_sensitivity(table, searched, metric, outputs["plot"], title=title)
     best = _best_result(results, spec)
@@ -682,7 +688,7 @@ def cli_sweep(args: Any, extra: Sequence[str]) -> int:
 
 def format_outcome(outcome: Mapping[str, Any]) -> str:
     """Human-readable summary of :func:`run_sweep`'s result."""
-    lines = [outcome["table"].to_markdown(index=False), ""]
+    lines = [trials_markdown(outcome["table"]), ""]
     if outcome["best_params"] is None:
         lines.append("No trial finished: see the error column and the trial logs.")
     else:

@@ -18,6 +18,7 @@ from recbole_faerec.tune import (
     parse_search_space,
     ray_param_space,
     run_sweep,
+    trials_markdown,
 )
 
 TUNE_DIR = PACKAGE_ROOT / "properties" / "tune"
@@ -176,3 +177,13 @@ def test_failed_trial_is_marked_and_sweep_resumes(run_dir, sweep_overrides, ray_
     resumed = run_sweep(space, "SASRec", "amazon-beauty-sample", resume=True, **kwargs)
     assert resumed["experiment_dir"] == outcome["experiment_dir"]
     assert list(resumed["table"]["status"]) == ["completed", "failed"]
+
+
+def test_trials_markdown_keeps_digit_only_trial_ids_as_text():
+    table = pd.DataFrame(
+        {"trial": ["57262_00001", "57262_00002"], "alpha": [0.1, 0.3], "error": ["", ""]}
+    )
+    lines = trials_markdown(table).splitlines()
+    assert lines[0].startswith("| trial ")
+    assert lines[1].startswith("|:--")
+    assert "| 57262_00001 |" in lines[2]
