@@ -1,15 +1,18 @@
-"""FAERec's cost over its backbone, and all-position vs prefix training, measured in one process.
+"""FAERec's cost over its backbone, sequence length and batching, measured in one process.
 
     python benchmarks/overhead.py [--dataset amazon-beauty] [--backbone SASRec] [--repeats 3]
-        [--data-path DIR] [--prefix-repeats 1] [--profile] [--key=value ...]
+        [--data-path DIR] [--prefix-repeats 1] [--length-repeats 1] [--profile] [--key=value ...]
 
 Builds, with RecBole's own data loaders, the bare backbone and FAERec around it on identical
 settings (``train_mode: all_positions`` unless overridden), then interleaves their training
 epochs and full-sort evaluations (``--repeats`` times each, the first round is a warm-up that is
-not counted), and times bare prefix-mode epochs against all-position epochs. Extra
-``--key=value`` flags are config overrides shared by every model. With ``--profile`` a torch
-profiler table of one FAERec training epoch is printed first. Medians are printed, then the last
-line ``train_epoch_ratio=<FAERec/bare> eval_ratio=<FAERec/bare>``.
+not counted), and times bare prefix-mode epochs against all-position epochs. With
+``--length-repeats`` it also times bare training epochs and evaluations at
+``MAX_ITEM_LIST_LENGTH`` 20 and 50 (batches of similar length, cut to their longest sequence) and
+at 50 with RecBole's random batches (``length_bucket_pool: 0``). Extra ``--key=value`` flags are
+config overrides shared by every model. With ``--profile`` a torch profiler table of one FAERec
+training epoch is printed first. Medians are printed, then the last line
+``train_epoch_ratio=<FAERec/bare> eval_ratio=<FAERec/bare>``.
 """
 
 from __future__ import annotations
@@ -92,6 +95,9 @@ def main() -> None:
     parser.add_argument(
         "--prefix-repeats", type=int, default=1, help="prefix epochs to time (0: skip)"
     )
+    parser.add_argument(
+        "--length-repeats", type=int, default=1, help="length 20 vs 50 rounds to time (0: skip)"
+    )
     parser.add_argument("--profile", action="store_true", help="profile one FAERec epoch first")
     args, extra = parser.parse_known_args()
     overrides = {}
@@ -127,6 +133,19 @@ def main() -> None:
             args.prefix_repeats,
         )
         times.update(prefix_times)
+    if args.length_repeats > 0:
+        lengths = {
+            "len20": {"MAX_ITEM_LIST_LENGTH": 20},
+            "len50": {"MAX_ITEM_LIST_LENGTH": 50},
+            "len50 random batches": {"MAX_ITEM_LIST_LENGTH": 50, "length_bucket_pool": 0},
+        }
+        setups = {
+            name: Setup(args.backbone, args.dataset, {**common, **keys}, base=True)
+            for name, keys in lengths.items()
+        }
+        tasks = {f"bare {name} train": setup.train_epoch for name, setup in setups.items()}
+        tasks.update({f"bare {name} eval": setup.evaluate for name, setup in setups.items()})
+        times.update(interleave(tasks, args.length_repeats))
     median = {name: statistics.median(values) for name, values in times.items()}
 
     mode = common["train_mode"]
@@ -138,6 +157,11 @@ def main() -> None:
         print(f"all_positions {len(bare.train_data.dataset)}")
         speedup = median["bare prefix train"] / median["bare all_positions train"]
         print(f"prefix_over_all_positions={speedup:.2f} (bare {args.backbone})")
+    if args.length_repeats > 0:
+        for name in ("len20", "len50", "len50 random batches"):
+            key = name.replace(" ", "_")
+            train, evaluate = median[f"bare {name} train"], median[f"bare {name} eval"]
+            print(f"epoch_time_{key}={train:.2f} eval_time_{key}={evaluate:.2f}")
     print(f"(FAERec/bare ratios below measured with train_mode={mode})")
     train_ratio = median["FAERec train"] / median["bare train"]
     eval_ratio = median["FAERec eval"] / median["bare eval"]

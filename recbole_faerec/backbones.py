@@ -34,6 +34,12 @@ SUPPORTED = (
 #: Backbones whose forward produces a causal per-position output before ``gather_indexes``.
 ALL_POSITIONS = ("SASRec", "GRU4Rec", "FMLPRec", "LRURec", "gMLP")
 
+#: Backbones whose output for a left-aligned sequence does not depend on the padding after it:
+#: each batch is cut to its longest sequence (RecBole pads to ``MAX_ITEM_LIST_LENGTH``). The others
+#: hold parameters sized by the maximum length (FMLP-Rec's filter, gMLP's spatial gate, Caser's
+#: and LightSANs' length-wide layers) or read the padding (BERT4Rec's appended mask token).
+TRIMMABLE = ("SASRec", "GRU4Rec", "NARM", "STAMP")
+
 UNSUPPORTED = {
     "DIN": "a context-aware click-through model over feature fields, not an item-sequence model",
     "DIEN": "a context-aware click-through model over feature fields, not an item-sequence model",

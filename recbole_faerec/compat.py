@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Iterator
 
+from recbole.config import Config
+
 _APPLIED = False
 
 
@@ -35,6 +37,24 @@ def worker_env() -> dict[str, str]:
     imported in them: Ray workers of an existing cluster get these through ``runtime_env``."""
     apply()
     return {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]}
+
+
+class SequentialConfig(Config):
+    """RecBole's ``Config`` that accepts ``repeatable: False`` for sequential models.
+
+    RecBole 1.2.1 raises in ``_set_default_parameters`` when a sequential model asks for
+    ``repeatable: False``, because its full-sort loader has no history for sequential rows; the
+    plugin's loader (:mod:`recbole_faerec.data.history`) has. The check is passed with
+    ``repeatable`` set to True for the duration of the call, and the user's value is restored.
+    """
+
+    def _set_default_parameters(self) -> None:
+        repeatable = self.final_config_dict.get("repeatable", True)
+        self.final_config_dict["repeatable"] = True
+        try:
+            super()._set_default_parameters()
+        finally:
+            self.final_config_dict["repeatable"] = repeatable
 
 
 @contextlib.contextmanager

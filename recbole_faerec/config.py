@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import recbole
-from recbole.config import Config
 from recbole.utils import InputType
 
 from recbole_faerec.backbones import check_backbone
+from recbole_faerec.compat import SequentialConfig
 from recbole_faerec.metrics import register_metrics
 from recbole_faerec.model.faerec import validate_faerec_config
 from recbole_faerec.model.registry import get_model, get_sequential_model
@@ -56,13 +56,13 @@ def build_config(
     config_file_list: Sequence[str | os.PathLike] | None = None,
     config_dict: dict | None = None,
     base: bool = False,
-) -> Config:
+) -> SequentialConfig:
     """RecBole config of a FAERec run around ``backbone`` (the bare backbone if ``base``)."""
     register_metrics()
     backbone_class = get_sequential_model(backbone)
     files = default_config_files(backbone, dataset) + [str(f) for f in config_file_list or []]
     model_class = get_model("Backbone" if base else "FAERec")
-    config = Config(
+    config = SequentialConfig(
         model=model_class,
         dataset=dataset,
         config_file_list=files,

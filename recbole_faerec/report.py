@@ -70,8 +70,11 @@ _SETTING_KEYS = (
     "n_layers",
     "n_heads",
     "MAX_ITEM_LIST_LENGTH",
+    "repeatable",
     "eval_args",
 )
+#: The keys that name the evaluation/training protocol, recorded next to the numbers.
+PROTOCOL_KEYS = ("repeatable", "MAX_ITEM_LIST_LENGTH", "loss_type", "train_mode", "eval_args")
 _SETTING_FILES = ("metrics.yaml", "embedding.yaml", "model/FAERec.yaml")
 _JSON_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
 
@@ -208,6 +211,8 @@ def format_report_markdown(report: Mapping[str, Any]) -> str:
         "improvement of FAERec over the bare backbone; `-` marks an undefined value "
         "(e.g. an empty group).",
         f"Reproduce with:\n\n```\n{report.get('command', '')}\n```",
+        "Protocol: "
+        + ", ".join(f"`{key}: {value}`" for key, value in report.get("protocol", {}).items()),
         "## Overall, tail and head accuracy (Table 2)\n\n"
         + markdown_table(["Backbone", "Model", *main_header], _metric_rows(metrics, main_keys)),
         "## Coverage (Table 5)\n\n"
@@ -412,7 +417,9 @@ def run_report(
             progress.update()
             del model
     topk = settings[backbones[0]].get("topk") or [10]
+    first = settings[backbones[0]]
     extra = {
+        "protocol": {key: first.get(key) for key in PROTOCOL_KEYS},
         "wall_time_s": walls,
         "model_files": files,
         "settings": settings,

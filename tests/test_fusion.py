@@ -24,6 +24,13 @@ def test_shapes_and_padding():
     assert fusion.projection[0].out_features == 6  # llm_dim / 2
 
 
+def test_gate_has_the_papers_shapes():
+    """Eq. 3: W1 is 2d x 2d and W2 is d x 2d (PyTorch stores Linear weights as out x in)."""
+    gate = FusedItemEmbedding(_table(), hidden_size=4, dropout=0.0).gate
+    assert gate.w1.weight.shape == (8, 8) and gate.w1.bias.shape == (8,)
+    assert gate.w2.weight.shape == (4, 8) and gate.w2.bias.shape == (4,)
+
+
 def test_gate_formula():
     fusion = FusedItemEmbedding(_table(), hidden_size=4, dropout=0.0).eval()
     ids = torch.tensor([2, 5])

@@ -10,7 +10,9 @@ additions, all computed once when the dataset is built:
   training split's ``item_counter`` reports these counts, so RecBole's evaluator sees them as
   ``data.count_items``;
 * ``llm_embeddings`` (FAERec runs only): the frozen LLM table, one row per internal item id,
-  aligned through the item tokens.
+  aligned through the item tokens;
+* ``eval_history`` on the validation and test splits: each user's items in the earlier splits,
+  which evaluation removes from the ranking with ``repeatable: False`` (:mod:`.history`).
 
 With ``train_mode: all_positions`` the training split keeps one row per user, the longest
 training prefix (the last ``MAX_ITEM_LIST_LENGTH`` items before the target): the model then takes
@@ -23,10 +25,11 @@ from collections import Counter
 from logging import getLogger
 
 import numpy as np
-from recbole.data import data_preparation
 from recbole.data.dataset import SequentialDataset
 
 from recbole_faerec.data.bundled import materialize_bundled_dataset
+from recbole_faerec.data.history import UserHistory
+from recbole_faerec.data.loaders import data_preparation
 from recbole_faerec.embeddings import load_embedding_table, resolve_embedding_table
 
 MODELS_WITH_LLM_TABLE = ("FAERec",)
@@ -40,6 +43,7 @@ class FAERecDataset(SequentialDataset):
         self.train_item_popularity: np.ndarray | None = None
         self._counts_training_popularity = False
         self.llm_embeddings: np.ndarray | None = None
+        self.eval_history: UserHistory | None = None
         if materialize_bundled_dataset(config["dataset"], config["data_path"]):
             getLogger().info(f"Wrote bundled dataset {config['dataset']} to {config['data_path']}")
         super().__init__(config)
@@ -49,17 +53,29 @@ class FAERecDataset(SequentialDataset):
             self.llm_embeddings = load_embedding_table(path, tokens)
             getLogger().info(f"LLM item table {self.llm_embeddings.shape} from {path}")
 
-    def training_popularity(self) -> np.ndarray:
-        """Training-interaction count of every item id, from this (augmented) training split.
+    def split_interactions(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(users, items)`` of the interactions of this (augmented) split.
 
-        Each augmented row's target is one training interaction; the first interaction of every
-        user is the one-item sequence of the row with length 1.
+        Each augmented row's target is one interaction; the first interaction of a user, which is
+        no row's target, is the one-item sequence of the row with length 1.
         """
+        users = self.inter_feat[self.uid_field].numpy()
         targets = self.inter_feat[self.iid_field].numpy()
         lengths = self.inter_feat[self.item_list_length_field].numpy()
         sequences = self.inter_feat[self.iid_field + self.config["LIST_SUFFIX"]].numpy()
-        firsts = sequences[lengths == 1, 0]
-        return np.bincount(np.concatenate([targets, firsts]), minlength=self.item_num)
+        firsts = lengths == 1
+        return (
+            np.concatenate([users, users[firsts]]),
+            np.concatenate([targets, sequences[firsts, 0]]),
+        )
+
+    def training_popularity(self) -> np.ndarray:
+        """Training-interaction count of every item id, from this (augmented) training split."""
+        return np.bincount(self.split_interactions()[1], minlength=self.item_num)
+
+    def user_history(self) -> UserHistory:
+        """The items of every user in this split."""
+        return UserHistory(*self.split_interactions(), n_users=self.user_num)
 
     def longest_prefixes(self) -> FAERecDataset:
         """One row per user: the row with the longest (latest) item sequence."""
@@ -81,6 +97,10 @@ class FAERecDataset(SequentialDataset):
             raise ValueError(f"train_mode: {train_mode!r} is not one of {', '.join(TRAIN_MODES)}.")
         datasets = super().build()
         popularity = datasets[0].training_popularity()
+        earlier = datasets[0].user_history()
+        for split in datasets[1:]:
+            split.eval_history = earlier
+            earlier = earlier.union(split.user_history())
         if train_mode == "all_positions":
             datasets[0] = datasets[0].longest_prefixes()
         for split in datasets:

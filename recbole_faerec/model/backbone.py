@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from torch import nn
 
-from recbole_faerec.backbones import check_backbone
+from recbole_faerec.backbones import TRIMMABLE, check_backbone
 from recbole_faerec.model.losses import chunked_cross_entropy
 from recbole_faerec.model.registry import get_sequential_model
 
@@ -91,11 +91,19 @@ class Backbone(SequentialRecommender):
                 f", not {self.loss_type}."
             )
         self.backbone = build_backbone(config, dataset)
+        self.trims_padding = config["backbone"] in TRIMMABLE
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the trainer at the start of every training epoch."""
         self.epoch = epoch
+
+    def trim_padding(self, interaction) -> None:
+        """Cut the batch's sequences to the longest one when the backbone allows it
+        (:data:`~recbole_faerec.backbones.TRIMMABLE`): the output is the same, the work smaller."""
+        if self.trims_padding:
+            longest = max(int(interaction[self.ITEM_SEQ_LEN].max()), 1)
+            interaction[self.ITEM_SEQ] = interaction[self.ITEM_SEQ][:, :longest]
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         return self.backbone(item_seq, item_seq_len)
@@ -130,7 +138,8 @@ class Backbone(SequentialRecommender):
         return negatives + (negatives >= positives).long()
 
     def prepare_batch(self, interaction) -> None:
-        """Add what the loss needs to the batch: for ``BCE``, one sampled negative per target."""
+        """Trim the padding and add what the loss needs: for ``BCE``, a negative per target."""
+        self.trim_padding(interaction)
         if self.loss_type == "BCE":
             targets = self.targets(interaction)
             negatives = self.sample_negatives(targets.clamp(min=1)) * (targets != 0)
@@ -166,7 +175,9 @@ class Backbone(SequentialRecommender):
         return (self.recommendation_loss(interaction),)
 
     def predict(self, interaction) -> torch.Tensor:
+        self.trim_padding(interaction)
         return self.backbone.predict(interaction)
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
+        self.trim_padding(interaction)
         return self.backbone.full_sort_predict(interaction)

@@ -18,11 +18,17 @@ Reading order follows the paper:
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from recbole_faerec.model.alignment import feature_alignment_loss, item_alignment_loss
 from recbole_faerec.model.backbone import Backbone
 from recbole_faerec.model.curriculum import alignment_weight
-from recbole_faerec.model.fusion import FUSION_MODES, TARGET_TABLES, FusedItemEmbedding
+from recbole_faerec.model.fusion import (
+    FUSION_MODES,
+    SCORE_TABLES,
+    TARGET_TABLES,
+    FusedItemEmbedding,
+)
 
 
 def _require(ok: bool, key: str, value, valid: str) -> None:
@@ -48,6 +54,12 @@ def validate_faerec_config(config) -> None:
         config["target_table"],
         f"one of {TARGET_TABLES}",
     )
+    _require(
+        config["score_table"] in SCORE_TABLES,
+        "score_table",
+        config["score_table"],
+        f"one of {SCORE_TABLES}",
+    )
     max_items = config["align_max_items"]
     _require(max_items is None or max_items >= 2, "align_max_items", max_items, "null or >= 2")
 
@@ -69,6 +81,7 @@ class FAERec(Backbone):
         self.use_feature_alignment = config["feature_alignment"]
         self.use_popularity_groups = config["popularity_groups"]
         self.align_max_items = config["align_max_items"]
+        self.align_negatives = config["align_negatives"]
 
         llm_table = torch.as_tensor(dataset.llm_embeddings, dtype=torch.float32)
         original = self.backbone.item_embedding
@@ -78,10 +91,20 @@ class FAERec(Backbone):
             dropout=config["projection_dropout"],
             fusion=config["fusion"],
             target_table=config["target_table"],
+            score_table=config["score_table"],
+            score_norm=self.input_layer_norm(original.embedding_dim),
             extra_rows=original.num_embeddings - llm_table.size(0),
         )
         popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
         self.register_buffer("item_popularity", popularity)
+
+    def input_layer_norm(self, hidden_size: int) -> nn.LayerNorm | None:
+        """The backbone's LayerNorm over its input embeddings (``LayerNorm``, as in SASRec), which
+        ``score_table: layernorm`` shares as the authors' code does; None when it has none."""
+        norm = getattr(self.backbone, "LayerNorm", None)
+        if isinstance(norm, nn.LayerNorm) and tuple(norm.normalized_shape) == (hidden_size,):
+            return norm
+        return None
 
     @property
     def fusion(self) -> FusedItemEmbedding:
@@ -129,7 +152,7 @@ class FAERec(Backbone):
         step_items = None if self.loss_type == "CE" else self.batch_items(interaction, True)
         with self.fusion.step(step_items):
             l_rec = self.recommendation_loss(interaction)
-            items = self.alignment_items(self.batch_items(interaction))
+            items = self.alignment_items(self.batch_items(interaction, self.align_negatives))
             l_item, l_feature = self.alignment_losses(items)
         w = self.alignment_weight()
         return l_rec, self.alpha * w * l_item, self.alpha * (1.0 - w) * l_feature

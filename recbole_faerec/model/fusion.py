@@ -8,9 +8,14 @@ projects the LLM embedding to the hidden size (``e_llm``) and a per-dimension ga
 
 The ID table starts from a PCA of the LLM table. :class:`FusedItemEmbedding` stands in for a
 backbone's ``nn.Embedding`` item table: calling it returns the fused embedding ``f`` of the given
-ids (the sequence input), and its ``weight`` is the table the backbone scores items with. As in
-the paper's inference, evaluation scores with the equal-weight fusion ``(e_id + e_llm) / 2``;
-training targets use ``target_table`` (``mean``, the same table, or ``fused``, the gated one).
+ids (the sequence input), and its ``weight`` is the table the backbone scores items with.
+
+Evaluation scores with an equal-weight fusion of the two views (``score_table``): ``mean``,
+``(e_id + e_llm) / 2`` as the paper writes it, or ``layernorm``, ``LayerNorm(e_id + e_llm)`` as the
+authors' code computes it (with the backbone's input LayerNorm when it has one), which gives
+every item vector the same scale. Training targets and sampled negatives are scored against
+``target_table``: ``mean`` (as above), ``fused`` (the gated table) or ``id`` (the ID view alone,
+as in the authors' code).
 
 Work is never repeated: inside :meth:`FusedItemEmbedding.step` each distinct item is projected
 and gated once and every lookup of that training step reuses the result; in eval mode the full
@@ -29,7 +34,8 @@ import torch
 from torch import nn
 
 FUSION_MODES = ("gate", "sum", "id", "llm")
-TARGET_TABLES = ("mean", "fused")
+TARGET_TABLES = ("mean", "fused", "id")
+SCORE_TABLES = ("mean", "layernorm")
 
 
 def pca_initialisation(llm_table: torch.Tensor, dim: int) -> torch.Tensor:
@@ -64,12 +70,16 @@ class LLMProjection(nn.Sequential):
 
 
 class AdaptiveGate(nn.Module):
-    """Per-dimension gate ``g = sigmoid(W2 (W1 [e_id; e_llm] + b1) + b2)``."""
+    """Per-dimension gate ``g = sigmoid(W2 (W1 [e_id; e_llm] + b1) + b2)`` (the paper's Eq. 3).
+
+    ``W1`` is ``2d x 2d`` and ``W2`` is ``d x 2d``: the concatenated views stay ``2d`` wide through
+    the first layer and the second maps them to one gate value per dimension.
+    """
 
     def __init__(self, hidden_size: int) -> None:
         super().__init__()
-        self.w1 = nn.Linear(2 * hidden_size, hidden_size)
-        self.w2 = nn.Linear(hidden_size, hidden_size)
+        self.w1 = nn.Linear(2 * hidden_size, 2 * hidden_size)
+        self.w2 = nn.Linear(2 * hidden_size, hidden_size)
 
     def forward(self, e_id: torch.Tensor, e_llm: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.w2(self.w1(torch.cat([e_id, e_llm], dim=-1))))
@@ -101,7 +111,9 @@ class FusedItemEmbedding(nn.Module):
         hidden_size: the backbone's item embedding size.
         dropout: dropout inside the LLM projection.
         fusion: ``gate`` (the paper), ``sum`` (gate fixed at 0.5), ``id`` or ``llm`` (one view).
-        target_table: table used for training targets, ``mean`` or ``fused``.
+        target_table: table used for training targets, ``mean``, ``fused`` or ``id``.
+        score_table: table used for evaluation, ``mean`` or ``layernorm``.
+        score_norm: the LayerNorm of ``score_table: layernorm`` (default: one without parameters).
         extra_rows: rows after the items (e.g. a mask token), plain trainable embeddings.
     """
 
@@ -112,6 +124,8 @@ class FusedItemEmbedding(nn.Module):
         dropout: float = 0.1,
         fusion: str = "gate",
         target_table: str = "mean",
+        score_table: str = "mean",
+        score_norm: nn.Module | None = None,
         extra_rows: int = 0,
     ) -> None:
         super().__init__()
@@ -120,6 +134,10 @@ class FusedItemEmbedding(nn.Module):
         self.embedding_dim = hidden_size
         self.fusion = fusion
         self.target_table = target_table
+        self.score_table = score_table
+        if score_table == "layernorm" and score_norm is None:
+            score_norm = nn.LayerNorm(hidden_size, elementwise_affine=False)
+        self.score_norm = score_norm if score_table == "layernorm" else None
         self.register_buffer("llm_table", llm_table.float())
         self.id_embedding = nn.Embedding(self.num_items, hidden_size, padding_idx=0)
         self.id_embedding.weight.data.copy_(pca_initialisation(self.llm_table, hidden_size))
@@ -154,15 +172,25 @@ class FusedItemEmbedding(nn.Module):
         if self.fusion == "gate":
             g = self.gate(e_id, e_llm)
             return g * e_id + (1.0 - g) * e_llm
-        return self.score_views(e_id, e_llm)
+        return self.equal_weight(e_id, e_llm, "mean")
 
-    def score_views(self, e_id: torch.Tensor, e_llm: torch.Tensor) -> torch.Tensor:
-        """Equal-weight fusion used for scoring (a single view for ``id``/``llm`` fusion)."""
+    def equal_weight(self, e_id: torch.Tensor, e_llm: torch.Tensor, kind: str) -> torch.Tensor:
+        """Equal-weight fusion, ``mean`` or ``layernorm`` (one view for ``id``/``llm`` fusion)."""
         if self.fusion == "id":
             return e_id
         if self.fusion == "llm":
             return e_llm
+        if kind == "layernorm":
+            return self.score_norm(e_id + e_llm)
         return 0.5 * (e_id + e_llm)
+
+    def table(self, kind: str, views: _ItemViews) -> torch.Tensor:
+        """The ``kind`` table (``fused``, ``id``, ``mean`` or ``layernorm``) of ``views``."""
+        if kind == "fused":
+            return views.fused
+        if kind == "id":
+            return views.e_id
+        return self.equal_weight(views.e_id, views.e_llm, kind)
 
     def _compute_views(self, ids: torch.Tensor | None) -> _ItemViews:
         e_id, e_llm = self._raw_views(ids)
@@ -199,10 +227,8 @@ class FusedItemEmbedding(nn.Module):
         return fused
 
     def target_embedding(self, ids: torch.Tensor) -> torch.Tensor:
-        """Embeddings that training targets and sampled negatives are scored against.
-
-        ``target_table: mean`` uses the equal-weight fusion (as at test time), ``fused`` the gated
-        one; the same choice as the rows of :attr:`weight` during training.
+        """Embeddings that training targets and sampled negatives are scored against: the
+        ``target_table`` rows of ``ids``, the same choice as the rows of :attr:`weight` in training.
         """
         if self.target_table == "fused":
             return self(ids)
@@ -212,7 +238,8 @@ class FusedItemEmbedding(nn.Module):
             e_id, e_llm = cached.e_id[index], cached.e_llm[index]
         else:
             e_id, e_llm = self._raw_views(ids)
-        return self.score_views(e_id, e_llm) * (ids != 0).unsqueeze(-1)
+        rows = self.table(self.target_table, _ItemViews(None, e_id, e_llm, None))
+        return rows * (ids != 0).unsqueeze(-1)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -221,12 +248,10 @@ class FusedItemEmbedding(nn.Module):
             cached = self._step_views
             if cached is None or not cached.covers_all:
                 cached = self._compute_views(None)
-            if self.target_table == "fused":
-                return self._with_extra_rows(cached.fused)
-            return self._with_extra_rows(self.score_views(cached.e_id, cached.e_llm))
+            return self._with_extra_rows(self.table(self.target_table, cached))
         if self._eval_scores is None:
-            views = self._cached_views()
-            self._eval_scores = self._with_extra_rows(self.score_views(views.e_id, views.e_llm))
+            table = self.table(self.score_table, self._cached_views())
+            self._eval_scores = self._with_extra_rows(table)
         return self._eval_scores
 
     def _with_extra_rows(self, table: torch.Tensor) -> torch.Tensor:
