@@ -3,7 +3,9 @@
 - ``amazon-beauty``: the shared Amazon Beauty 5-core files converted with the defaults of
   ``dataset_prep.amazon`` (single-pass 5/5 filter);
 - ``amazon-beauty-sample``: ``--sample-users`` users chosen deterministically (smallest
-  SHA-256 of ``"<seed>:<user_id>"``) with their full sequences and all their items, not re-filtered.
+  SHA-256 of ``"<seed>:<user_id>"``) with their full sequences and all their items, not re-filtered;
+- ``amazon-scientific``: the shared Amazon 2018 "Industrial and Scientific" atomic files, as they
+  are (already RecBole atomic files).
 
 Files are gzip-compressed with ``mtime=0`` and no stored file name, so regeneration is
 byte-reproducible.
@@ -33,6 +35,8 @@ DEFAULT_RAW_DIR = (
 )
 REVIEWS_FILE = "reviews_Beauty_5core.json.gz"
 META_FILE = "meta_Beauty_5core.json.gz"
+SCIENTIFIC_NAME = "amazon-scientific"
+DEFAULT_SCIENTIFIC_DIR = DEFAULT_RAW_DIR.parent / "amazon-scientific-2018"
 DEFAULT_SAMPLE_USERS = 2000
 DEFAULT_SEED = 2024
 
@@ -72,17 +76,23 @@ def make_bundled(
     out_dir: Path = BUNDLED_DIR,
     sample_users: int = DEFAULT_SAMPLE_USERS,
     seed: int = DEFAULT_SEED,
+    scientific_dir: Path = DEFAULT_SCIENTIFIC_DIR,
 ) -> list[Path]:
-    """Convert the shared Beauty data, write the four bundled ``.gz`` files, return their paths."""
+    """Convert the shared data, write the six bundled ``.gz`` files, return their paths."""
     with tempfile.TemporaryDirectory() as tmp:
         result = convert_amazon(raw_dir / REVIEWS_FILE, raw_dir / META_FILE, FULL_NAME, tmp)
         inter_text = result.inter_path.read_text(encoding="utf-8")
         item_text = result.item_path.read_text(encoding="utf-8")
     sample_inter, sample_item = sample_atomic_files(inter_text, item_text, sample_users, seed)
+    scientific = [
+        gzip.decompress((scientific_dir / f"{SCIENTIFIC_NAME}.{suffix}.gz").read_bytes())
+        for suffix in ("inter", "item")
+    ]
     written = []
     for name, inter, item in (
         (FULL_NAME, inter_text, item_text),
         (SAMPLE_NAME, sample_inter, sample_item),
+        (SCIENTIFIC_NAME, *(data.decode("utf-8") for data in scientific)),
     ):
         for suffix, text in (("inter", inter), ("item", item)):
             path = Path(out_dir) / f"{name}.{suffix}.gz"
@@ -104,8 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sample-users", type=int, default=DEFAULT_SAMPLE_USERS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--scientific", type=Path, default=DEFAULT_SCIENTIFIC_DIR, help="shared Scientific folder"
+    )
     args = parser.parse_args(argv)
-    return run_cli(lambda: make_bundled(args.raw, args.out, args.sample_users, args.seed))
+    return run_cli(
+        lambda: make_bundled(args.raw, args.out, args.sample_users, args.seed, args.scientific)
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def read_bundled(name: str, suffix: str) -> pd.DataFrame:
 
 
 def test_bundled_files_have_expected_sizes() -> None:
-    assert BUNDLED_DATASETS == ("amazon-beauty", "amazon-beauty-sample")
+    assert BUNDLED_DATASETS == ("amazon-beauty", "amazon-beauty-sample", "amazon-scientific")
     full = read_bundled("amazon-beauty", "inter")
     assert full.shape == (198502, 3)
     assert full["user_id:token"].nunique() == 22363
@@ -46,10 +46,17 @@ def test_bundled_files_have_expected_sizes() -> None:
     # Full sequences: every sampled user keeps all their interactions, in the same order.
     chosen = full[full["user_id:token"].isin(set(sample["user_id:token"]))]
     assert chosen.reset_index(drop=True).equals(sample)
+    scientific = read_bundled("amazon-scientific", "inter")
+    assert scientific.shape == (58492, 3)
+    assert scientific["user_id:token"].nunique() == 8317
+    assert scientific["item_id:token"].nunique() == 4344
+    scientific_items = read_bundled("amazon-scientific", "item")
+    assert len(scientific_items) == 4344
+    assert (scientific_items["description:token_seq"] != "").sum() == 4221
     total = sum(
         bundled_file(n, s).stat().st_size for n in BUNDLED_DATASETS for s in ("inter", "item")
     )
-    assert total < 4_000_000
+    assert total < 6_000_000
 
 
 def recbole_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load_col: dict):
@@ -132,7 +139,7 @@ def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
     from dataset_prep.make_bundled import make_bundled
 
     written = make_bundled(SHARED_BEAUTY, tmp_path)
-    assert len(written) == 4
+    assert len(written) == 6
     for path in written:
         assert (
             path.read_bytes() == bundled_file(*path.name[: -len(".gz")].rsplit(".", 1)).read_bytes()

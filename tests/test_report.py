@@ -148,10 +148,14 @@ def test_report_end_to_end_on_the_sample(fast_config, run_dir):
             assert math.isfinite(run[variant][key])
         assert saved["wall_time_s"]["SASRec"][variant] > 0
     assert saved["seed"] == fast_config["seed"] and saved["settings"]["SASRec"]["epochs"] == 1
+    protocol = saved["protocol"]
+    assert protocol["repeatable"] is True and protocol["MAX_ITEM_LIST_LENGTH"] == 10
+    assert protocol["loss_type"] == "CE" and protocol["train_mode"] == "prefix"
     assert saved["machine"]["cpu_count"] >= 1 and "recbole" in saved["machine"]
     assert saved["command"].startswith("python -m recbole_faerec.report --dataset " + SAMPLE)
 
     text = (out / "results.md").read_text()
+    assert "`repeatable: True`, `MAX_ITEM_LIST_LENGTH: 10`" in text
     assert "| Backbone | Model | H@10 | N@10 | Tail H@10 | Tail N@10 |" in text
     assert "| SASRec | Improv. |" in text and "Coverage@10" in text
     _assert_png(out / "groups.png")
