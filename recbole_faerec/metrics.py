@@ -31,6 +31,12 @@ Definitions (all ids are RecBole's internal item ids; id 0 is padding and never 
 * **Coverage@K**: distinct items in all top-K lists, padding excluded, divided by the number of
   items (``data.num_items - 1``; RecBole's ``ItemCoverage`` divides by ``num_items`` instead).
 * **TailCoverage@K**: distinct tail items in all top-K lists divided by the number of tail items.
+* **RepeatHit@K, RepeatNDCG@K, NewHit@K, NewNDCG@K**: the mean of Hit@K / NDCG@K over the rows
+  whose target the user already interacted with before (a repeat) or not (a new item), the
+  whole history counting. With ``repeatable: False`` a repeat target is out of the ranking, so
+  RepeatHit is 0; on data without repeats (Amazon 5-core) the repeat group is empty (``nan``).
+  The flags come from the plugin's evaluation loader
+  (:class:`~recbole_faerec.data.loaders.SequentialFullSortEvalDataLoader`).
 
 An empty group (no row with a target in it, or no tail item at all for TailCoverage) yields
 ``nan``: the value is undefined, not zero, exactly like a mean over no users.
@@ -55,9 +61,12 @@ from recbole.evaluator.base_metric import AbstractMetric
 from recbole.evaluator.collector import Collector, DataStruct
 from recbole.utils import EvaluatorType
 
+from recbole_faerec.data.history import REPEAT_FIELD
+
 DEFAULT_HEAD_RATIO = 0.2
 DEFAULT_POPULARITY_BINS = (1, 5, 10, 20, 50)
 TARGET_KEY = "rec.target"
+REPEAT_KEY = "rec.repeat"
 _PER_EVALUATION_KEYS = ("rec.topk", "rec.meanrank", "rec.score", "rec.items", "data.label")
 _EPS = 1e-9
 
@@ -245,6 +254,54 @@ class GroupNDCG(_GroupMetric):
     kind = "ndcg"
 
 
+class _RepeatMetric(_TailAwareMetric):
+    metric_need = ["rec.items", TARGET_KEY, REPEAT_KEY]
+    repeat = True
+    kind = "hit"
+
+    def calculate_metric(self, dataobject: DataStruct) -> dict[str, float]:
+        """Mean Hit/NDCG@K over rows whose target is a repeat (or a new item)."""
+        if REPEAT_KEY not in dataobject:
+            raise KeyError(
+                f"'{REPEAT_KEY}' was not collected: repeat-aware metrics need the plugin's "
+                "evaluation loader (recbole_faerec.data.dataset.data_preparation) and "
+                "recbole_faerec.metrics.TailAwareCollector"
+            )
+        flags = dataobject.get(REPEAT_KEY).numpy().reshape(-1).astype(bool)
+        in_group = flags if self.repeat else ~flags
+        ranks = target_ranks(self._items(dataobject), self._targets(dataobject))[in_group]
+        name = type(self).__name__.lower()
+        return {f"{name}@{k}": self._round(_mean(_gain(ranks, k, self.kind))) for k in self.topk}
+
+
+class RepeatHit(_RepeatMetric):
+    """Hit@K over users whose target item they interacted with before."""
+
+    repeat = True
+    kind = "hit"
+
+
+class RepeatNDCG(_RepeatMetric):
+    """NDCG@K over users whose target item they interacted with before."""
+
+    repeat = True
+    kind = "ndcg"
+
+
+class NewHit(_RepeatMetric):
+    """Hit@K over users whose target item is new to them."""
+
+    repeat = False
+    kind = "hit"
+
+
+class NewNDCG(_RepeatMetric):
+    """NDCG@K over users whose target item is new to them."""
+
+    repeat = False
+    kind = "ndcg"
+
+
 def _distinct_recommended(items: np.ndarray, num_items: int) -> np.ndarray:
     valid = items[(items > 0) & (items < num_items)]
     return np.unique(valid)
@@ -298,6 +355,10 @@ TAIL_AWARE_METRICS: tuple[type[AbstractMetric], ...] = (
     GroupNDCG,
     Coverage,
     TailCoverage,
+    RepeatHit,
+    RepeatNDCG,
+    NewHit,
+    NewNDCG,
 )
 
 
@@ -366,13 +427,19 @@ class TailAwareCollector(Collector):
         if self.register.need(TARGET_KEY):
             targets = _row_targets(scores_tensor.shape[0], positive_u, positive_i)
             self.data_struct.update_tensor(TARGET_KEY, targets)
+        if (
+            self.register.need(REPEAT_KEY)
+            and interaction is not None
+            and REPEAT_FIELD in interaction
+        ):
+            self.data_struct.update_tensor(REPEAT_KEY, interaction[REPEAT_FIELD].reshape(-1))
 
     def get_data_struct(self) -> DataStruct:
         """Return the collected resources (tensors on the CPU) and reset per-evaluation ones."""
         returned = DataStruct()
         for key, value in self.data_struct._data_dict.items():
             returned.set(key, value.cpu() if isinstance(value, torch.Tensor) else value)
-        for key in (*_PER_EVALUATION_KEYS, TARGET_KEY):
+        for key in (*_PER_EVALUATION_KEYS, TARGET_KEY, REPEAT_KEY):
             if key in self.data_struct:
                 del self.data_struct[key]
         return returned

@@ -221,6 +221,20 @@ def format_report_markdown(report: Mapping[str, Any]) -> str:
             _metric_rows(metrics, coverage_keys),
         ),
     ]
+    repeat_keys = [f"{p}{m}@{k}" for p in ("repeat", "new") for m in ("hit", "ndcg")]
+    if any(
+        _metric(result, key) is not None
+        for r in metrics.values()
+        for result in r.values()
+        for key in repeat_keys
+    ):
+        parts.append(
+            "## Targets the user had before (repeat) and new ones\n\n"
+            + markdown_table(
+                ["Backbone", "Model", f"Repeat H@{k}", f"Repeat N@{k}", f"New H@{k}", f"New N@{k}"],
+                _metric_rows(metrics, repeat_keys),
+            )
+        )
     if labels:
         group_keys = [f"grouphit[{label}]@{k}" for label in labels]
         parts.append(

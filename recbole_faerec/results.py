@@ -67,6 +67,8 @@ def format_results_table(
         overall  0.1000  0.2000  0.3000  0.0500  0.0800  0.0900
         head     0.2500  ...
         tail     0.0500  ...
+        repeat   nan     ...
+        new      0.1000  ...
         Coverage@5/10/20 0.1000/0.2000/0.3000  TailCoverage@5/10/20 0.0500/-/0.1000
         group      H@10    N@10
         1-4      0.0100  0.0050
@@ -79,7 +81,13 @@ def format_results_table(
     if group_k is None:
         group_k = 10 if 10 in ks else max(ks)
     rows = [["", *[f"H@{k}" for k in ks], *[f"N@{k}" for k in ks]]]
-    for label, prefix in (("overall", ""), ("head", "head"), ("tail", "tail")):
+    for label, prefix in (
+        ("overall", ""),
+        ("head", "head"),
+        ("tail", "tail"),
+        ("repeat", "repeat"),
+        ("new", "new"),
+    ):
         hits = [_cell(values, f"{prefix}hit@{k}", digits) for k in ks]
         ndcgs = [_cell(values, f"{prefix}ndcg@{k}", digits) for k in ks]
         rows.append([label, *hits, *ndcgs])

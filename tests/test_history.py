@@ -17,7 +17,7 @@ from torch import nn
 
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
-from recbole_faerec.data.history import UserHistory
+from recbole_faerec.data.history import REPEAT_FIELD, UserHistory
 from recbole_faerec.data.loaders import SequentialFullSortEvalDataLoader
 from recbole_faerec.trainer import FAERecTrainer
 
@@ -25,11 +25,11 @@ SEQUENCES = {"u1": "abcd", "u2": "efbc"}
 RANKING = "acdbef"
 
 
-def write_tiny_dataset(root) -> None:
+def write_tiny_dataset(root, sequences: dict[str, str]) -> None:
     folder = root / "tiny"
     folder.mkdir()
     lines = ["user_id:token\titem_id:token\ttimestamp:float"]
-    for user, items in SEQUENCES.items():
+    for user, items in sequences.items():
         lines += [f"{user}\t{item}\t{t}" for t, item in enumerate(items)]
     (folder / "tiny.inter").write_text("\n".join(lines) + "\n")
 
@@ -49,9 +49,9 @@ class FixedScorer(nn.Module):
         return self.scores.expand(len(interaction), -1).clone()
 
 
-def evaluate(tmp_path, monkeypatch, repeatable: bool):
+def evaluate(tmp_path, monkeypatch, repeatable: bool, sequences=SEQUENCES):
     monkeypatch.chdir(tmp_path)
-    write_tiny_dataset(tmp_path)
+    write_tiny_dataset(tmp_path, sequences)
     config = build_config(
         "SASRec",
         "tiny",
@@ -99,7 +99,7 @@ def test_repeatable_false_skips_the_users_earlier_items(tmp_path, monkeypatch):
 
 def test_repeatable_true_keeps_recboles_ranking(tmp_path, monkeypatch):
     _, valid, _, results = evaluate(tmp_path, monkeypatch, repeatable=True)
-    assert valid.history is None
+    assert not valid.excludes_history
     # valid: u1 target c at rank 2, u2 target b at rank 4; test: u1 d rank 3, u2 c rank 2.
     assert results["valid"]["hit@1"] == 0.0
     assert results["valid"]["ndcg@3"] == pytest.approx(ndcg(2) / 2, abs=1e-4)
@@ -119,6 +119,20 @@ def test_validation_item_is_excluded_at_test_time_only(tmp_path, monkeypatch):
     assert excluded(test, "u1") == {"a", "b", "c"}
     assert excluded(valid, "u2") == {"e", "f"}
     assert excluded(test, "u2") == {"e", "f", "b"}
+
+
+def test_rows_whose_target_the_user_had_are_flagged(tmp_path, monkeypatch):
+    """u3 ``c e a c``: the test target c repeats the first item, the validation target a not."""
+    sequences = {**SEQUENCES, "u3": "ceac"}
+    dataset, valid, test, _ = evaluate(tmp_path, monkeypatch, True, sequences)
+
+    def flags(loader) -> dict[str, bool]:
+        batch = loader.collate_fn(np.arange(len(loader._dataset)))[0]
+        users = dataset.id2token(dataset.uid_field, batch[dataset.uid_field].numpy())
+        return dict(zip(users, batch[REPEAT_FIELD].tolist(), strict=True))
+
+    assert flags(valid) == {"u1": False, "u2": False, "u3": False}
+    assert flags(test) == {"u1": False, "u2": False, "u3": True}
 
 
 def test_repeatable_true_leaves_every_score_untouched(tmp_path, monkeypatch):

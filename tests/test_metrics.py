@@ -309,5 +309,43 @@ def test_properties_yaml_builds_config(monkeypatch):
     assert config["head_ratio"] == 0.2
     assert config["popularity_bins"] == [1, 5, 10, 20, 50]
     assert config["topk"] == [5, 10, 20]
-    assert {m.lower() for m in config["metrics"]} == {m.lower() for m in ALL_METRICS}
+    repeat_metrics = {"repeathit", "repeatndcg", "newhit", "newndcg"}
+    assert {m.lower() for m in config["metrics"]} == {
+        m.lower() for m in ALL_METRICS
+    } | repeat_metrics
     assert config["valid_metric"].lower() == "ndcg@10"
+
+
+def test_repeat_and_new_targets_hand_computed(make_config):
+    """Rows 0 and 2 (ranks 2 and 1) repeat an earlier item; rows 1 and 3 (ranks 6, 4) are new."""
+    from recbole.data.interaction import Interaction
+
+    from recbole_faerec.data.history import REPEAT_FIELD
+
+    config = make_config(metrics=["Hit", "RepeatHit", "RepeatNDCG", "NewHit", "NewNDCG"])
+    collector = TailAwareCollector(config)
+    dataset = SimpleNamespace(num=lambda field: NUM_ITEMS, item_counter=TRAIN_COUNTS)
+    collector.data_collect(SimpleNamespace(dataset=dataset))
+    flags = Interaction({REPEAT_FIELD: torch.tensor([True, False, True, False])})
+    rows = torch.arange(len(TARGETS))
+    collector.eval_batch_collect(scores_for(RANKINGS), flags, rows, torch.tensor(TARGETS))
+    result = dict(Evaluator(config).evaluate(collector.get_data_struct()))
+    assert_values(
+        result,
+        {
+            "repeathit@1": 0.5,
+            "repeathit@2": 1.0,
+            "repeatndcg@2": (ndcg(2) + 1.0) / 2,
+            "newhit@1": 0.0,
+            "newhit@5": 0.5,
+            "newndcg@10": (ndcg(6) + ndcg(4)) / 2,
+            # Hit@5 over all rows = the row-weighted mean of the two groups.
+            "hit@5": 0.75,
+        },
+    )
+
+
+def test_repeat_metrics_name_the_missing_loader(make_config):
+    config = make_config(metrics=["RepeatHit"])
+    with pytest.raises(KeyError, match="plugin's evaluation loader"):
+        evaluate(config)

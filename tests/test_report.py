@@ -87,6 +87,17 @@ def test_markdown_tables_from_hand_made_results():
     assert "| SASRec | Improv. | - | +50.00% |" in lines
     assert "| SASRec | FAERec w/o AGF | 0.0120 | - |" in lines
     assert "| SASRec | SASRec | 1.5 |" in lines and report["command"] in text
+    assert "(repeat)" not in text  # no repeat/new metrics in these results
+
+
+def test_markdown_repeat_and_new_targets_table():
+    base = {**_result(1.0), "repeathit@10": NAN, "newhit@10": 0.2, "newndcg@10": 0.1}
+    faerec = {**_result(1.0), "repeathit@10": NAN, "newhit@10": 0.3, "newndcg@10": 0.1}
+    report = {"k": 10, "metrics": {"SASRec": {"base": base, "faerec": faerec}}}
+    lines = format_report_markdown(report).splitlines()
+    assert "| Backbone | Model | Repeat H@10 | Repeat N@10 | New H@10 | New N@10 |" in lines
+    assert "| SASRec | FAERec | - | - | 0.3000 | 0.1000 |" in lines
+    assert "| SASRec | Improv. | - | - | +50.00% | +0.00% |" in lines
 
 
 class _FakeFusion:

@@ -33,6 +33,9 @@ RESULT = {
     "grouphit[1-4]@10": 0.01,
     "groupndcg[1-4]@10": 0.005,
     "grouphit[50+]@10": 0.4,
+    "repeathit@10": math.nan,
+    "newhit@10": 0.2,
+    "newndcg@5": 0.05,
 }
 
 
@@ -42,6 +45,8 @@ def test_table_rows():
         "overall  0.1000  0.2000  0.3000  0.0500  0.0800  0.0900",
         "head     0.2500  0.5000  0.7500  0.1250  0.2500  0.3750",
         "tail          -  0.1250       -       -       -     nan",
+        "repeat        -     nan       -       -       -       -",
+        "new           -  0.2000       -  0.0500       -       -",
         "Coverage@5/10/20 0.5000/0.6250/-  TailCoverage@5/10/20 -/-/0.0625",
         "group      H@10    N@10",
         "1-4      0.0100  0.0050",
@@ -56,6 +61,8 @@ def test_table_other_topk_and_no_groups():
         "overall  0.2000       -       -  0.1000",
         "head          -       -       -       -",
         "tail          -       -       -       -",
+        "repeat        -       -       -       -",
+        "new           -       -       -       -",
         "Coverage@10/50 -/-  TailCoverage@10/50 -/-",
     ]
     groups = format_results_table({"grouphit[1-4]@5": 0.9}, topk=(5,)).splitlines()

@@ -25,6 +25,10 @@ import numpy as np
 import torch
 from recbole.utils import ModelType
 
+#: Interaction field of the evaluation rows: True where the target is one of the user's earlier
+#: items (read by the repeat-aware metrics of :mod:`recbole_faerec.metrics`).
+REPEAT_FIELD = "target_is_repeat"
+
 
 class UserHistory:
     """Items per user in compressed sparse rows: ``items[indptr[u]:indptr[u + 1]]``."""
@@ -72,3 +76,10 @@ def history_index(
     rows, items = history.batch_index(users)
     seq_rows, seq_cols = torch.nonzero(item_seq, as_tuple=True)
     return torch.cat([rows, seq_rows]), torch.cat([items, item_seq[seq_rows, seq_cols]])
+
+
+def repeat_flags(rows: torch.Tensor, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Whether each row's target is among its history items ``(rows, items)`` (a repeat)."""
+    flags = torch.zeros(targets.numel(), dtype=torch.bool)
+    flags[rows[items == targets[rows]]] = True
+    return flags
