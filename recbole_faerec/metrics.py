@@ -153,6 +153,7 @@ class _TailAwareMetric(AbstractMetric):
     metric_type = EvaluatorType.RANKING
     metric_need = ["rec.items", TARGET_KEY, "data.count_items", "data.num_items"]
     smaller = False
+    kind = "hit"
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -179,6 +180,12 @@ class _TailAwareMetric(AbstractMetric):
     def _round(self, value: float) -> float:
         return round(value, self.decimal_place)
 
+    def _group_means(self, dataobject: DataStruct, in_group: np.ndarray) -> dict[str, float]:
+        """Mean Hit or NDCG@K (``kind``) over the rows in ``in_group``, named after the class."""
+        ranks = target_ranks(self._items(dataobject), self._targets(dataobject))[in_group]
+        name = type(self).__name__.lower()
+        return {f"{name}@{k}": self._round(_mean(_gain(ranks, k, self.kind))) for k in self.topk}
+
 
 class _HeadTailMetric(_TailAwareMetric):
     group = "head"
@@ -190,9 +197,7 @@ class _HeadTailMetric(_TailAwareMetric):
         is_head = head_mask(popularity, self.head_ratio)
         targets = self._targets(dataobject)
         in_group = is_head[targets] if self.group == "head" else ~is_head[targets]
-        ranks = target_ranks(self._items(dataobject), targets)[in_group]
-        name = type(self).__name__.lower()
-        return {f"{name}@{k}": self._round(_mean(_gain(ranks, k, self.kind))) for k in self.topk}
+        return self._group_means(dataobject, in_group)
 
 
 class HeadHit(_HeadTailMetric):
@@ -268,10 +273,7 @@ class _RepeatMetric(_TailAwareMetric):
                 "recbole_faerec.metrics.TailAwareCollector"
             )
         flags = dataobject.get(REPEAT_KEY).numpy().reshape(-1).astype(bool)
-        in_group = flags if self.repeat else ~flags
-        ranks = target_ranks(self._items(dataobject), self._targets(dataobject))[in_group]
-        name = type(self).__name__.lower()
-        return {f"{name}@{k}": self._round(_mean(_gain(ranks, k, self.kind))) for k in self.topk}
+        return self._group_means(dataobject, flags if self.repeat else ~flags)
 
 
 class RepeatHit(_RepeatMetric):
