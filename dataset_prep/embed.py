@@ -4,9 +4,10 @@
         [--provider hf|sentence-transformers|openai] [--batch-size N] [--max-length N]
         [--pooling mean|cls|last] [--template T] [--domain D] [--api-base URL] [--out FILE]
 
-``DIR/NAME/NAME.item`` is read; the table goes to ``--out`` or to the default location used by
-training runs (``DIR/NAME/NAME.<model slug>-<hash>.npz``), through the same per-prompt cache. The
-last line printed is the path of the ``.npz``.
+``DIR/NAME/NAME.item`` is read (a bundled dataset missing from ``DIR`` is written there first);
+the table goes to ``--out`` or to the default location used by training runs
+(``DIR/NAME/NAME.<model slug>-<hash>.npz``), through the same per-prompt cache. The last line
+printed is the path of the ``.npz``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from recbole_faerec.data.bundled import materialize_bundled_dataset
 from recbole_faerec.embeddings.providers import POOLINGS, PROVIDERS
 from recbole_faerec.embeddings.table import EmbeddingSettings, build_embedding_table
 
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     """Build (or reuse) the table, print stats, and print its path last."""
     args = parse_args(argv)
     settings = settings_from_args(args)
+    materialize_bundled_dataset(args.dataset, Path(args.data_path) / args.dataset)
     result = build_embedding_table(
         settings,
         Path(args.data_path) / args.dataset,

@@ -78,3 +78,16 @@ def test_cli_bad_model_path_fails_clearly(data_root, capsys):
             ["--data-path", str(data_root), "--dataset", "amazon-beauty"]
             + ["--model", str(data_root / "missing-model")]
         )
+
+
+def test_cli_writes_a_bundled_dataset_first(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_build(settings, dataset_dir, dataset, **kwargs):
+        seen["files"] = sorted(path.name for path in Path(dataset_dir).iterdir())
+        raise SystemExit(0)
+
+    monkeypatch.setattr(embed, "build_embedding_table", fake_build)
+    with pytest.raises(SystemExit):
+        embed.main(["--data-path", str(tmp_path), "--dataset", "amazon-scientific"])
+    assert seen["files"] == ["amazon-scientific.inter", "amazon-scientific.item"]
