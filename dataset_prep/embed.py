@@ -4,8 +4,8 @@
         [--provider hf|sentence-transformers|openai] [--batch-size N] [--max-length N]
         [--pooling mean|cls|last] [--template T] [--domain D] [--api-base URL] [--out FILE]
 
-``DIR/NAME/NAME.item`` is read (a bundled dataset missing from ``DIR`` is written there first);
-the table goes to ``--out`` or to the default location used by training runs
+``DIR/NAME/NAME.item`` is read (a bundled dataset without an item file in ``DIR`` is written there
+first); the table goes to ``--out`` or to the default location used by training runs
 (``DIR/NAME/NAME.<model slug>-<hash>.npz``), through the same per-prompt cache. The last line
 printed is the path of the ``.npz``.
 """
@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     """Build (or reuse) the table, print stats, and print its path last."""
     args = parse_args(argv)
     settings = settings_from_args(args)
-    materialize_bundled_dataset(args.dataset, Path(args.data_path) / args.dataset)
+    dataset_dir = Path(args.data_path) / args.dataset
+    if not any(dataset_dir.glob(f"{args.dataset}.item*")):
+        materialize_bundled_dataset(args.dataset, dataset_dir)
     result = build_embedding_table(
         settings,
         Path(args.data_path) / args.dataset,

@@ -29,6 +29,15 @@ def apply() -> None:
     # call sites that leave ``weights_only`` unset, and, being in the environment, it also reaches
     # Ray workers and subprocesses started after this import.
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    # RecBole 1.2.1's ``sequential_recommender/sine.py`` calls
+    # ``torch.autograd.set_detect_anomaly(True)`` at import time, and importing any RecBole
+    # sequential model imports it: every backward pass of every run then checks each gradient
+    # for NaN (a debugging aid; about a quarter of a FAERec training step on CPU). The package is
+    # imported here once and the switch turned back off; numerics are unchanged.
+    import recbole.model.sequential_recommender  # noqa: F401
+    import torch
+
+    torch.autograd.set_detect_anomaly(False)
     _APPLIED = True
 
 
