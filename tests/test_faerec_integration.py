@@ -72,6 +72,16 @@ def test_faerec_replaces_the_backbone_item_table(fast_config):
     torch.testing.assert_close(scores, seq @ model.fusion.weight.T)
 
 
+def test_layernorm_scoring_shares_the_backbones_input_layernorm(fast_config):
+    settings = {**fast_config, "score_table": "layernorm"}
+    config = build_config("SASRec", SAMPLE, config_dict=settings)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = FAERec(config, train._dataset).eval()
+    assert model.fusion.score_norm is model.backbone.LayerNorm
+    e_id, e_llm = model.fusion.views()
+    torch.testing.assert_close(model.fusion.weight, model.backbone.LayerNorm(e_id + e_llm))
+
+
 def test_saved_model_reloads_with_identical_scores(fast_config):
     result = run_recbole_faerec("SASRec", SAMPLE, config_dict=fast_config)
     config, model, dataset, train, valid, test = load_data_and_model(result["model_file"])

@@ -149,7 +149,7 @@ def test_eval_table_is_cached_equal_to_fresh_and_rebuilt_after_training():
     torch.testing.assert_close(rebuilt, fresh)
 
 
-@pytest.mark.parametrize("target_table", ["mean", "fused"])
+@pytest.mark.parametrize("target_table", ["mean", "fused", "id"])
 def test_target_embedding_follows_target_table(target_table):
     torch.manual_seed(0)
     fusion = FusedItemEmbedding(
@@ -159,9 +159,37 @@ def test_target_embedding_follows_target_table(target_table):
     with fusion.step(torch.tensor([1, 2, 5])):
         got = fusion.target_embedding(ids)
         e_id, e_llm = fusion.views(ids)
-        expected = 0.5 * (e_id + e_llm) if target_table == "mean" else fusion(ids)
+        expected = {"mean": 0.5 * (e_id + e_llm), "fused": fusion(ids), "id": e_id}[target_table]
         expected = expected * (ids != 0).unsqueeze(-1)
         torch.testing.assert_close(got, expected)
         rows = fusion.weight[ids]
     torch.testing.assert_close(got, rows * (ids != 0).unsqueeze(-1))
     assert not got[1, 0].any()
+
+
+def test_layernorm_scoring_table_normalises_the_sum_of_the_views():
+    torch.manual_seed(0)
+    fusion = FusedItemEmbedding(torch.randn(6, 8), hidden_size=4, dropout=0.0)
+    layernorm = FusedItemEmbedding(
+        torch.randn(6, 8), hidden_size=4, dropout=0.0, score_table="layernorm"
+    )
+    layernorm.load_state_dict(fusion.state_dict())
+    layernorm.eval()
+    e_id, e_llm = layernorm.views()
+    total = e_id + e_llm
+    expected = (total - total.mean(-1, keepdim=True)) / torch.sqrt(
+        total.var(-1, unbiased=False, keepdim=True) + 1e-5
+    )
+    torch.testing.assert_close(layernorm.weight[1:], expected[1:])
+    # Every item vector has the same scale, unlike the mean table.
+    norms = layernorm.weight[1:].norm(dim=-1)
+    torch.testing.assert_close(norms, torch.full_like(norms, 2.0), atol=1e-3, rtol=0)
+
+
+def test_layernorm_scoring_table_shares_a_given_norm():
+    norm = torch.nn.LayerNorm(4)
+    fusion = FusedItemEmbedding(
+        torch.randn(6, 8), hidden_size=4, score_table="layernorm", score_norm=norm
+    )
+    assert fusion.score_norm is norm
+    assert FusedItemEmbedding(torch.randn(6, 8), hidden_size=4).score_norm is None
