@@ -69,10 +69,6 @@ class FAERecDataset(SequentialDataset):
             np.concatenate([targets, sequences[firsts, 0]]),
         )
 
-    def training_popularity(self) -> np.ndarray:
-        """Training-interaction count of every item id, from this (augmented) training split."""
-        return np.bincount(self.split_interactions()[1], minlength=self.item_num)
-
     def user_history(self) -> UserHistory:
         """The items of every user in this split."""
         return UserHistory(*self.split_interactions(), n_users=self.user_num)
@@ -96,8 +92,9 @@ class FAERecDataset(SequentialDataset):
         if train_mode not in TRAIN_MODES:
             raise ValueError(f"train_mode: {train_mode!r} is not one of {', '.join(TRAIN_MODES)}.")
         datasets = super().build()
-        popularity = datasets[0].training_popularity()
-        earlier = datasets[0].user_history()
+        users, items = datasets[0].split_interactions()
+        popularity = np.bincount(items, minlength=self.item_num)
+        earlier = UserHistory(users, items, n_users=self.user_num)
         for split in datasets[1:]:
             split.eval_history = earlier
             earlier = earlier.union(split.user_history())
