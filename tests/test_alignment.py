@@ -24,6 +24,38 @@ def test_item_alignment_matches_hand_computed_infonce():
     assert item_alignment_loss(id_emb, llm_emb, tau=0.5).item() == pytest.approx(expected, 1e-6)
 
 
+def test_item_alignment_with_sampled_negatives_matches_hand_computed_infonce():
+    id_emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    llm_emb = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    cos = (
+        torch.nn.functional.normalize(id_emb, dim=-1)
+        @ torch.nn.functional.normalize(llm_emb, dim=-1).T
+    )
+    torch.manual_seed(3)
+    (k,) = torch.randperm(3)[:1].tolist()  # the single sampled negative row
+    tau = 0.5
+    expected = []
+    for i in range(3):
+        # the anchor that was sampled has no negative left: log(e^p / e^p) = 0
+        negatives = [] if i == k else [float(cos[i, k])]
+        terms = [math.exp(float(cos[i, i]) / tau)] + [math.exp(c / tau) for c in negatives]
+        expected.append(math.log(sum(terms)) - float(cos[i, i]) / tau)
+    torch.manual_seed(3)
+    loss = item_alignment_loss(id_emb, llm_emb, tau=tau, max_negatives=1)
+    assert loss.item() == pytest.approx(sum(expected) / 3, 1e-6)
+
+
+def test_item_alignment_uses_every_item_when_negatives_fit():
+    torch.manual_seed(0)
+    id_emb, llm_emb = torch.randn(5, 4), torch.randn(5, 4)
+    full = item_alignment_loss(id_emb, llm_emb, tau=0.1)
+    assert item_alignment_loss(id_emb, llm_emb, tau=0.1, max_negatives=4) == pytest.approx(
+        full.item(), 1e-6
+    )
+    # fewer negatives remove positive terms from every denominator
+    assert item_alignment_loss(id_emb, llm_emb, tau=0.1, max_negatives=2) < full - 1e-4
+
+
 def test_item_alignment_is_low_when_views_agree_and_high_when_swapped():
     emb = torch.eye(4)
     aligned = item_alignment_loss(emb, emb, tau=0.05)

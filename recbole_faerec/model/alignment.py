@@ -10,7 +10,9 @@ the ID embedding and the projected LLM embedding of the same item.
       L_item = -1/N * sum_i log( exp(cos(z_i, l_i) / tau) / sum_j exp(cos(z_i, l_j) / tau) )
 
   Because the rows are distinct items, an item that occurs twice in a batch is never its own
-  negative.
+  negative. With ``max_negatives`` every item stays an anchor but is contrasted with one random
+  subset of at most that many other items of the batch (shared by all anchors), which turns the
+  ``N x N`` similarity matrix into ``N x max_negatives``.
 * Feature level, :func:`barlow_twins_loss`: the cross-correlation ``C`` of the batch-standardised
   ID and LLM embeddings (``C = Z_id^T Z_llm / N`` with each dimension standardised to zero mean
   and unit variance over the items, population variance) is pushed to the identity::
@@ -27,11 +29,25 @@ import torch
 import torch.nn.functional as F
 
 
-def item_alignment_loss(id_emb: torch.Tensor, llm_emb: torch.Tensor, tau: float) -> torch.Tensor:
-    """InfoNCE between the ID and LLM embeddings of distinct items (rows are items)."""
-    logits = F.normalize(id_emb, dim=-1) @ F.normalize(llm_emb, dim=-1).T / tau
-    targets = torch.arange(logits.size(0), device=logits.device)
-    return F.cross_entropy(logits, targets)
+def item_alignment_loss(
+    id_emb: torch.Tensor, llm_emb: torch.Tensor, tau: float, max_negatives: int | None = None
+) -> torch.Tensor:
+    """InfoNCE between the ID and LLM embeddings of distinct items (rows are items).
+
+    Every item is an anchor; its negatives are all other items, or, with ``max_negatives``
+    smaller than ``N - 1``, the other items of one random subset of ``max_negatives`` rows.
+    """
+    anchors = F.normalize(id_emb, dim=-1) / tau
+    keys = F.normalize(llm_emb, dim=-1)
+    positive = (anchors * keys).sum(-1)
+    n = anchors.size(0)
+    if max_negatives is None or n - 1 <= max_negatives:
+        return (torch.logsumexp(anchors @ keys.T, dim=1) - positive).mean()
+    sampled = torch.randperm(n, device=anchors.device)[:max_negatives]
+    negatives = anchors @ keys[sampled].T
+    own = sampled.unsqueeze(0) == torch.arange(n, device=anchors.device).unsqueeze(1)
+    logits = torch.cat([positive.unsqueeze(1), negatives.masked_fill(own, float("-inf"))], dim=1)
+    return (torch.logsumexp(logits, dim=1) - positive).mean()
 
 
 def _standardise(x: torch.Tensor, eps: float) -> torch.Tensor:

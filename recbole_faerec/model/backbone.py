@@ -49,6 +49,29 @@ def next_item_targets(
     return targets * (positions.unsqueeze(0) < item_seq_len.unsqueeze(1))
 
 
+class PositionsFromEnd(nn.Module):
+    """A backbone's position table indexed back from each sequence's newest item.
+
+    RecBole's transformers pad on the right and number positions from a sequence's oldest item;
+    SASRec's original code (and the FAERec authors') pads on the left, so that the newest item
+    always has the last position. Under a causal mask the two paddings compute the same thing
+    once the positions agree, so this module only shifts each row's position ids by
+    ``max_length - length`` (set through :attr:`lengths` before the backbone runs).
+    """
+
+    def __init__(self, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.lengths: torch.Tensor | None = None
+
+    def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
+        last = self.embedding.num_embeddings - 1
+        if self.lengths is None or position_ids.dim() != 2:
+            return self.embedding(position_ids)
+        shift = (last + 1 - self.lengths).unsqueeze(1)
+        return self.embedding((position_ids + shift).clamp(0, last))
+
+
 def build_backbone(config, dataset) -> SequentialRecommender:
     """Instantiate RecBole's class for ``config['backbone']`` and check it has an item table.
 
@@ -92,6 +115,17 @@ class Backbone(SequentialRecommender):
             )
         self.backbone = build_backbone(config, dataset)
         self.trims_padding = config["backbone"] in TRIMMABLE
+        self.positions_from_end = None
+        table = getattr(self.backbone, "position_embedding", None)
+        if config["positions_from_end"] and isinstance(table, nn.Embedding):
+            self.positions_from_end = PositionsFromEnd(table)
+            self.backbone.position_embedding = self.positions_from_end
+        self.negative_pool = config["negative_pool"] or 0
+        if self.negative_pool < 0 or self.negative_pool == 1:
+            raise ValueError(
+                f"negative_pool: {self.negative_pool} is invalid; expected 0 (negatives drawn from"
+                " the whole catalog) or a pool size >= 2."
+            )
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -100,16 +134,24 @@ class Backbone(SequentialRecommender):
 
     def trim_padding(self, interaction) -> None:
         """Cut the batch's sequences to the longest one when the backbone allows it
-        (:data:`~recbole_faerec.backbones.TRIMMABLE`): the output is the same, the work smaller."""
+        (:data:`~recbole_faerec.backbones.TRIMMABLE`): the output is the same, the work smaller.
+        With ``positions_from_end`` it also tells the position table the sequence lengths."""
+        self._bind_lengths(interaction[self.ITEM_SEQ_LEN])
         if self.trims_padding:
             longest = max(int(interaction[self.ITEM_SEQ_LEN].max()), 1)
             interaction[self.ITEM_SEQ] = interaction[self.ITEM_SEQ][:, :longest]
 
+    def _bind_lengths(self, item_seq_len: torch.Tensor) -> None:
+        if self.positions_from_end is not None:
+            self.positions_from_end.lengths = item_seq_len
+
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        self._bind_lengths(item_seq_len)
         return self.backbone(item_seq, item_seq_len)
 
     def sequence_output(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The backbone's causal output at every position, shape (batch, length, hidden)."""
+        self._bind_lengths(item_seq_len)
         self.backbone.gather_indexes = _all_positions
         try:
             return self.backbone(item_seq, item_seq_len)
@@ -133,7 +175,18 @@ class Backbone(SequentialRecommender):
         return self.item_table(ids)
 
     def sample_negatives(self, positives: torch.Tensor) -> torch.Tensor:
-        """One uniform negative item per positive, never the positive itself nor padding."""
+        """One uniform negative item per positive, never the positive itself nor padding.
+
+        With ``negative_pool`` P, the batch's negatives are drawn from one random pool of P
+        distinct items (each still uniform over the catalog), so that a model whose item
+        embeddings are costly (FAERec's fusion) computes far fewer of them per step.
+        """
+        if 2 <= self.negative_pool < self.n_items - 1:
+            pool = torch.randperm(self.n_items - 1, device=positives.device)[: self.negative_pool]
+            pool = pool + 1
+            pick = torch.randint(0, pool.numel(), positives.shape, device=positives.device)
+            clash = pool[pick] == positives
+            return pool[(pick + clash.long()) % pool.numel()]
         negatives = torch.randint(1, self.n_items - 1, positives.shape, device=positives.device)
         return negatives + (negatives >= positives).long()
 

@@ -62,6 +62,8 @@ def validate_faerec_config(config) -> None:
     )
     max_items = config["align_max_items"]
     _require(max_items is None or max_items >= 2, "align_max_items", max_items, "null or >= 2")
+    negatives = config["align_max_negatives"]
+    _require(negatives is None or negatives >= 1, "align_max_negatives", negatives, "null or >= 1")
 
 
 class FAERec(Backbone):
@@ -82,6 +84,7 @@ class FAERec(Backbone):
         self.use_popularity_groups = config["popularity_groups"]
         self.align_max_items = config["align_max_items"]
         self.align_negatives = config["align_negatives"]
+        self.align_max_negatives = config["align_max_negatives"]
 
         llm_table = torch.as_tensor(dataset.llm_embeddings, dtype=torch.float32)
         original = self.backbone.item_embedding
@@ -140,7 +143,9 @@ class FAERec(Backbone):
         """``(L_item, L_feature)`` on the ID and projected LLM views of distinct ``items``."""
         e_id, e_llm = self.fusion.views(items)
         zero = e_id.new_zeros(())
-        l_item = item_alignment_loss(e_id, e_llm, self.tau) if self.use_item_alignment else zero
+        l_item = zero
+        if self.use_item_alignment:
+            l_item = item_alignment_loss(e_id, e_llm, self.tau, self.align_max_negatives)
         l_feature = zero
         if self.use_feature_alignment:
             popularity = self.item_popularity[items] if self.use_popularity_groups else None

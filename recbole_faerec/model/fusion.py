@@ -86,7 +86,11 @@ class AdaptiveGate(nn.Module):
 
 
 class _ItemViews:
-    """ID, projected LLM and fused embeddings of a set of items, with an id -> row map."""
+    """ID, projected LLM and fused embeddings of a set of items, with an id -> row map.
+
+    Padding (id 0) always maps to a zero row: row 0 of the full tables, or an extra last row of
+    the tables of a subset, so that lookups need no padding mask.
+    """
 
     def __init__(self, rows: torch.Tensor | None, e_id, e_llm, fused) -> None:
         self.rows = rows
@@ -97,10 +101,10 @@ class _ItemViews:
         return self.rows is None
 
     def covers(self, ids: torch.Tensor) -> bool:
-        return self.rows is None or bool(((self.rows[ids] >= 0) | (ids == 0)).all())
+        return self.rows is None or bool((self.rows[ids] >= 0).all())
 
     def index(self, ids: torch.Tensor) -> torch.Tensor:
-        return ids if self.rows is None else self.rows[ids].clamp(min=0)
+        return ids if self.rows is None else self.rows[ids]
 
 
 class FusedItemEmbedding(nn.Module):
@@ -155,9 +159,9 @@ class FusedItemEmbedding(nn.Module):
     def views(self, ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """ID and projected LLM embeddings of ``ids`` (all items when None)."""
         cached = self._cached_views()
-        if cached is not None and (ids is not None or cached.covers_all):
-            if ids is None:
-                return cached.e_id, cached.e_llm
+        if cached is not None and ids is None and cached.covers_all:
+            return cached.e_id, cached.e_llm
+        if cached is not None and ids is not None and cached.covers(ids):
             index = cached.index(ids)
             return cached.e_id[index], cached.e_llm[index]
         return self._raw_views(ids)
@@ -193,14 +197,26 @@ class FusedItemEmbedding(nn.Module):
         return self.equal_weight(views.e_id, views.e_llm, kind)
 
     def _compute_views(self, ids: torch.Tensor | None) -> _ItemViews:
+        """Views of the distinct non-padding ``ids`` (all items when None), padding zeroed."""
         e_id, e_llm = self._raw_views(ids)
-        fused = self.fuse(e_id, e_llm)
         if ids is None:
-            fused = fused * (torch.arange(fused.size(0), device=fused.device) != 0).unsqueeze(-1)
-            return _ItemViews(None, e_id, e_llm, fused)
+            keep = (torch.arange(e_id.size(0), device=e_id.device) != 0).unsqueeze(-1)
+            e_id, e_llm = e_id * keep, e_llm * keep
+            return _ItemViews(None, e_id, e_llm, self.fuse(e_id, e_llm) * keep)
+        fused = self.fuse(e_id, e_llm)
         rows = torch.full((self.num_items,), -1, dtype=torch.long, device=ids.device)
         rows[ids] = torch.arange(ids.numel(), device=ids.device)
-        return _ItemViews(rows, e_id, e_llm, fused)
+        rows[0] = ids.numel()
+        zero = e_id.new_zeros(1, e_id.size(1))
+        padded = (torch.cat([view, zero]) for view in (e_id, e_llm, fused))
+        return _ItemViews(rows, *padded)
+
+    def _views_covering(self, ids: torch.Tensor) -> _ItemViews:
+        cached = self._cached_views()
+        if cached is not None and cached.covers(ids):
+            return cached
+        unique = torch.unique(ids)
+        return self._compute_views(unique[unique != 0])
 
     def _cached_views(self) -> _ItemViews | None:
         if self.training:
@@ -214,13 +230,8 @@ class FusedItemEmbedding(nn.Module):
         """Fused embeddings of ``ids`` (any shape); padding (id 0) maps to zeros."""
         extra = ids >= self.num_items
         item_ids = ids.masked_fill(extra, 0)
-        cached = self._cached_views()
-        if cached is not None and cached.covers(item_ids):
-            fused = cached.fused[cached.index(item_ids)]
-        else:
-            unique, inverse = torch.unique(item_ids, return_inverse=True)
-            fused = self._compute_views(unique).fused[inverse]
-        fused = fused * (item_ids != 0).unsqueeze(-1)
+        views = self._views_covering(item_ids)
+        fused = views.fused[views.index(item_ids)]
         if self.extra_embedding is not None:
             extra_ids = (ids - self.num_items).clamp(min=0)
             fused = fused + self.extra_embedding(extra_ids) * extra.unsqueeze(-1)
@@ -232,14 +243,11 @@ class FusedItemEmbedding(nn.Module):
         """
         if self.target_table == "fused":
             return self(ids)
-        cached = self._cached_views()
-        if cached is not None and cached.covers(ids):
-            index = cached.index(ids)
-            e_id, e_llm = cached.e_id[index], cached.e_llm[index]
-        else:
-            e_id, e_llm = self._raw_views(ids)
-        rows = self.table(self.target_table, _ItemViews(None, e_id, e_llm, None))
-        return rows * (ids != 0).unsqueeze(-1)
+        views = self._views_covering(ids)
+        index = views.index(ids)
+        return self.table(
+            self.target_table, _ItemViews(None, views.e_id[index], views.e_llm[index], None)
+        )
 
     @property
     def weight(self) -> torch.Tensor:
