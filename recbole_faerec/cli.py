@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--base", action="store_true", help="train the bare backbone on the same pipeline"
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser.add_argument(
         "--list-backbones", action="store_true", help="print the supported backbones"
     )
@@ -70,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     from recbole_faerec.quick_start import run
 
-    config_files = args.config_files.strip().split(" ") if args.config_files else None
-    run(args.model, args.dataset, config_files, nproc=args.nproc, base=args.base)
+    config_files = args.config_files.split() if args.config_files else None
+    try:
+        run(args.model, args.dataset, config_files, nproc=args.nproc, base=args.base)
+    except (ValueError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     return 0

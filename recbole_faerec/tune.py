@@ -658,7 +658,7 @@ def cli_sweep(args: Any, extra: Sequence[str]) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    config_files = args.config_files.strip().split(" ") if args.config_files else []
+    config_files = args.config_files.split() if args.config_files else []
     try:
         outcome = run_sweep(
             args.tune,

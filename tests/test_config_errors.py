@@ -91,3 +91,30 @@ def test_bpr_without_a_sampler_and_bce_with_one_are_explained(sample_data_path, 
             loss_type="BCE",
             train_neg_sample_args={"distribution": "uniform", "sample_num": 1},
         )
+
+
+@pytest.mark.parametrize("key", ["alpha", "tau", "lambda", "period", "align_max_items"])
+def test_numbers_that_do_not_parse_are_named(sample_data_path, run_dir, key):
+    with pytest.raises(ValueError, match=rf"{key}: '0\.3x' is not a number; fix: .*--{key}="):
+        _build(sample_data_path, **{key: "0.3x"})
+
+
+def test_the_cli_prints_one_line_and_exits_2(sample_data_path, run_dir, monkeypatch, capsys):
+    from recbole_faerec.cli import main
+
+    argv = [
+        "--model=SASRec",
+        "--dataset=amazon-beauty-sample",
+        f"--data_path={sample_data_path}",
+        "--alpha=0.3x",
+    ]
+    monkeypatch.setattr("sys.argv", ["run_recbole_faerec.py", *argv])
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "error: alpha: '0.3x' is not a number; fix: give a number, e.g. --alpha=0.2 on the "
+        "command line or `alpha: 0.2` in a yaml file."
+    ]
+    monkeypatch.setattr("sys.argv", ["run_recbole_faerec.py", *argv, "--debug"])
+    with pytest.raises(ValueError, match="alpha"):
+        main([*argv, "--debug"])

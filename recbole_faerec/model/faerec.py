@@ -36,8 +36,33 @@ def _require(ok: bool, key: str, value, valid: str) -> None:
         raise ValueError(f"{key}: {value!r} is invalid; expected {valid}.")
 
 
+NUMERIC_KEYS = (
+    "alpha",
+    "tau",
+    "lambda",
+    "w_min",
+    "w_max",
+    "period",
+    "projection_dropout",
+    "align_max_items",
+    "align_max_negatives",
+)
+
+
+def _check_numbers(config) -> None:
+    """Numbers that RecBole could not parse arrive as strings: name the key and the value."""
+    for key in NUMERIC_KEYS:
+        value = config[key]
+        if isinstance(value, bool) or (value is not None and not isinstance(value, int | float)):
+            raise ValueError(
+                f"{key}: {value!r} is not a number; fix: give a number, e.g. --{key}=0.2 on the "
+                f"command line or `{key}: 0.2` in a yaml file."
+            )
+
+
 def validate_faerec_config(config) -> None:
     """Check FAERec's hyperparameters and name the key and its valid range on error."""
+    _check_numbers(config)
     alpha, tau, lambd = config["alpha"], config["tau"], config["lambda"]
     w_min, w_max, period = config["w_min"], config["w_max"], config["period"]
     _require(alpha is not None and alpha >= 0, "alpha", alpha, "a number >= 0")
