@@ -210,3 +210,29 @@ def test_default_path_changes_with_what_changes_vectors(tmp_path):
     }
     paths.add(table_module.default_table_path(tmp_path, "ds", FakeProvider(tag="v2"), base))
     assert len(paths) == 4
+
+
+def _write_table(path: Path, items, vectors) -> Path:
+    np.savez(path, items=np.asarray(items), embeddings=np.asarray(vectors, dtype=np.float32))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("items", "vectors", "message"),
+    [
+        (["a", "b"], [[1.0, np.nan], [0.0, 1.0]], r"1 item vectors hold NaN or infinite .*'a'"),
+        (["a", "b"], [[0.0, 0.0], [0.0, 0.0]], r"every item has the same vector"),
+        (["a", "b", "a"], [[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]], r"1 items twice \(e\.g\. 'a'\)"),
+    ],
+)
+def test_bad_table_values_are_refused_with_the_file_and_the_fix(tmp_path, items, vectors, message):
+    path = _write_table(tmp_path / "t.npz", items, vectors)
+    with pytest.raises(ValueError, match=message) as error:
+        load_embedding_table(path, ["[PAD]", "a", "b"])
+    assert str(path) in str(error.value) and "fix: " in str(error.value)
+
+
+def test_a_finite_table_with_distinct_rows_loads(tmp_path):
+    path = _write_table(tmp_path / "t.npz", ["a", "b"], [[1.0, 0.0], [0.0, 1.0]])
+    table = load_embedding_table(path, ["[PAD]", "b", "a"])
+    assert table.tolist() == [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]

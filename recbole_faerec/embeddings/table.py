@@ -246,6 +246,14 @@ def load_embedding_table(path: str | Path, item_tokens: Sequence[str]) -> np.nda
             "fix: rebuild it with `python -m dataset_prep.embed`"
         )
     index = {str(token): i for i, token in enumerate(items.tolist())}
+    if len(index) != len(items):
+        seen: set[str] = set()
+        twice = [t for t in map(str, items.tolist()) if t in seen or seen.add(t)]
+        raise ValueError(
+            f"{path} holds {len(items) - len(index)} items twice (e.g. {twice[0]!r}), so which row "
+            "belongs to the item is ambiguous; fix: keep one row per item (rebuild it with "
+            "`python -m dataset_prep.embed`)"
+        )
     tokens = [str(t) for t in item_tokens]
     rows = np.fromiter((index.get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
     is_pad = np.fromiter((t == PAD_TOKEN for t in tokens), dtype=bool, count=len(tokens))
@@ -261,4 +269,23 @@ def load_embedding_table(path: str | Path, item_tokens: Sequence[str]) -> np.nda
     table = np.zeros((len(tokens), embeddings.shape[1]), dtype=np.float32)
     keep = ~is_pad
     table[keep] = embeddings[rows[keep]]
+    _check_values(path, table[keep], [t for t, pad in zip(tokens, is_pad, strict=True) if not pad])
     return table
+
+
+def _check_values(path: Path, vectors: np.ndarray, tokens: Sequence[str]) -> None:
+    """The dataset's item vectors must be finite and must differ from one another."""
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        shown = ", ".join(repr(t) for t in np.asarray(tokens, dtype=object)[bad][:5])
+        raise ValueError(
+            f"{path}: {int(bad.sum())} item vectors hold NaN or infinite values (e.g. {shown}); "
+            "fix: rebuild the table with `python -m dataset_prep.embed` (check the embedding "
+            "model's output for those items' prompts)"
+        )
+    if len(vectors) > 1 and np.ptp(vectors, axis=0).max() == 0:
+        raise ValueError(
+            f"{path}: every item has the same vector (e.g. all zeros), so the LLM view carries no "
+            "information; fix: rebuild the table with `python -m dataset_prep.embed` from item "
+            "texts that differ"
+        )
