@@ -84,6 +84,10 @@ def check_backbone(name: str, cls: type, loss_type: str, train_mode: str) -> Non
             f"backbone: '{name}' is not a verified FAERec backbone; supported: "
             f"{', '.join(SUPPORTED)} (`--list-backbones`)."
         )
+    if loss_type not in ("CE", "BPR", "BCE"):
+        raise ValueError(
+            f"loss_type: {loss_type!r} is not a loss of the plugin; fix: choose CE, BPR or BCE."
+        )
     if loss_type not in loss_types(cls):
         raise ValueError(
             f"loss_type: '{name}' supports {', '.join(loss_types(cls))} under the plugin; the BCE "

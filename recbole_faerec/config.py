@@ -50,6 +50,31 @@ def default_config_files(backbone: str, dataset: str) -> list[str]:
     return [str(path) for path in candidates if path is not None and path.is_file()]
 
 
+def check_config_file(path: str | os.PathLike) -> None:
+    """A user's yaml file must exist and parse to a mapping of keys."""
+    import yaml
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"config_files: {str(path)!r} does not exist; fix: give the path of a yaml file "
+            "(several files separated by spaces)."
+        )
+    try:
+        content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(
+            f"config_files: {str(path)!r} is not valid yaml{line}; fix: write one `key: value` per "
+            "line (RecBole's yaml format)."
+        ) from None
+    if content is not None and not isinstance(content, dict):
+        raise ValueError(
+            f"config_files: {str(path)!r} holds a {type(content).__name__}, not `key: value` "
+            "lines; fix: write one `key: value` per line (RecBole's yaml format)."
+        )
+
+
 def build_config(
     backbone: str = "SASRec",
     dataset: str = "amazon-beauty",
@@ -60,7 +85,10 @@ def build_config(
     """RecBole config of a FAERec run around ``backbone`` (the bare backbone if ``base``)."""
     register_metrics()
     backbone_class = get_sequential_model(backbone)
-    files = default_config_files(backbone, dataset) + [str(f) for f in config_file_list or []]
+    user_files = [str(f) for f in config_file_list or []]
+    for path in user_files:
+        check_config_file(path)
+    files = default_config_files(backbone, dataset) + user_files
     model_class = get_model("Backbone" if base else "FAERec")
     config = SequentialConfig(
         model=model_class,

@@ -118,3 +118,20 @@ def test_the_cli_prints_one_line_and_exits_2(sample_data_path, run_dir, monkeypa
     monkeypatch.setattr("sys.argv", ["run_recbole_faerec.py", *argv, "--debug"])
     with pytest.raises(ValueError, match="alpha"):
         main([*argv, "--debug"])
+
+
+def test_an_unknown_loss_is_named_as_the_bad_value(sample_data_path, run_dir):
+    with pytest.raises(ValueError, match=r"loss_type: 'XYZ' is not a loss .*fix: choose CE, BPR"):
+        _build(sample_data_path, loss_type="XYZ")
+
+
+def test_a_missing_config_file_is_named(sample_data_path, run_dir):
+    with pytest.raises(FileNotFoundError, match=r"config_files: 'nowhere\.yaml' does not exist"):
+        build_config("SASRec", "amazon-beauty-sample", ["nowhere.yaml"])
+
+
+def test_a_malformed_config_file_is_named_with_its_line(sample_data_path, run_dir, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("alpha: 0.2\ntau: [0.05\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.yaml' is not valid yaml at line \d+; fix: "):
+        build_config("SASRec", "amazon-beauty-sample", [str(bad)])
