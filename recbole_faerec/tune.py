@@ -642,7 +642,13 @@ def summarize(
     outputs["best_config"] = write_best_config(exp_dir / "best_config.yaml", spec, params, score)
     if test_best and best.checkpoint is not None:
         with best.checkpoint.as_directory() as folder:
-            model_file = next(Path(folder).glob("*.pth"))
+            model_file = next(Path(folder).glob("*.pth"), None)
+            if model_file is None:
+                raise FileNotFoundError(
+                    f"tune: the best trial's checkpoint {folder} holds no .pth model file; fix: "
+                    "rerun the sweep (or its best trial) with `saved: True` so that RecBole "
+                    "writes the model file."
+                )
             test_result = evaluate_checkpoint(model_file, exp_dir)
         outputs["test_result"] = test_result
         summary = {"params": params, f"valid_{metric}": score, "test_result": test_result}

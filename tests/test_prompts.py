@@ -204,3 +204,9 @@ def test_template_using_no_column_and_duplicates_are_errors(tmp_path):
     no_id = write_item(tmp_path / "c.item", ["title:token_seq"], [["A"]])
     with pytest.raises(ValueError, match="no 'item_id' column"):
         build_prompts(no_id, "amazon-beauty")
+
+
+def test_an_item_file_without_items_is_a_clear_error(tmp_path):
+    path = write_item(tmp_path / "empty.item", AMAZON_HEADER[:5], [])
+    with pytest.raises(ValueError, match=r"empty\.item: the item file has a header but no items"):
+        build_prompts(path, "amazon-beauty")

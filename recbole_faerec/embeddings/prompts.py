@@ -271,6 +271,11 @@ def build_prompts(
             "prompt_template whose {{fields}} are columns of the item file"
         )
     tokens = frame[item_id_field].str.strip().tolist()
+    if not tokens:
+        raise ValueError(
+            f"{item_path}: the item file has a header but no items; fix: write one row per item "
+            "(its id and texts), e.g. with `python -m dataset_prep.amazon`"
+        )
     duplicated = frame[item_id_field].str.strip()[lambda s: s.duplicated()].unique().tolist()
     if duplicated:
         raise ValueError(
