@@ -43,7 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
     tune.add_argument("--storage-path", default="ray_results", help="experiment folder root")
     tune.add_argument("--name", default=None, help="experiment name (default from the args)")
-    tune.add_argument("--resume", action="store_true", help="continue the sweep --name")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        help="--resume=CHECKPOINT continues a training run (its -resume.pth continues exactly); "
+        "with --tune, --resume continues the sweep --name",
+    )
     return parser
 
 
@@ -69,6 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.resume is True:
+        print(
+            "error: --resume needs the checkpoint to continue from; fix: "
+            "--resume=saved/<model>-<date>-resume.pth",
+            file=sys.stderr,
+        )
+        return 2
     from recbole_faerec.quick_start import run
 
     config_files = args.config_files.split() if args.config_files else None

@@ -55,6 +55,8 @@ def run_recbole_faerec(
     logger.info(net)
 
     trainer = FAERecTrainer(config, net)
+    if config["resume"]:
+        trainer.resume_checkpoint(config["resume"])
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
@@ -150,6 +152,8 @@ def objective_function(
     init_seed(config["seed"], config["reproducibility"])
     net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = FAERecTrainer(config, net)
+    if config["resume"]:
+        trainer.resume_checkpoint(config["resume"])
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, verbose=False, saved=saved
     )

@@ -1,15 +1,37 @@
-"""FAERecTrainer: RecBole's Trainer plus the epoch hook and named loss parts.
+"""FAERecTrainer: RecBole's Trainer plus the epoch hook, named loss parts and exact resume.
 
 The model owns its losses; this trainer only tells it the epoch (for the curriculum) before each
 training epoch and logs every loss part under the name the model gives it.
+
+Resume: before every training epoch (with ``resume_state: True``) the trainer writes
+``<checkpoint>-resume.pth`` atomically, next to RecBole's best checkpoint: model, optimizer,
+early-stopping counters, the best validation result so far, the random states of torch, numpy
+and Python and the training loader's shuffling generator. :meth:`FAERecTrainer.resume_checkpoint`
+(``--resume=FILE``) restores all of it, so a run killed in epoch k and resumed continues exactly
+as if it had never stopped. RecBole's own checkpoints (the best epoch, no random states) are
+accepted too and resume RecBole's way.
 """
 
 from __future__ import annotations
 
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
 from recbole_faerec.metrics import install_collector
+
+RESUME_SUFFIX = "-resume.pth"
+
+
+def resume_file_for(model_file: str | os.PathLike) -> Path:
+    """Where the per-epoch resume state of the run whose best checkpoint is ``model_file`` goes."""
+    path = Path(model_file)
+    return path.with_name(path.stem + RESUME_SUFFIX)
 
 
 class FAERecTrainer(Trainer):
@@ -18,11 +40,65 @@ class FAERecTrainer(Trainer):
     def __init__(self, config, model) -> None:
         super().__init__(config, model)
         install_collector(self)
+        self.write_resume_state = bool(config["resume_state"])
+        self._loader_state: torch.Tensor | None = None
+
+    @property
+    def resume_file(self) -> Path:
+        """The resume state written before every training epoch."""
+        return resume_file_for(self.saved_model_file)
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        generator = getattr(train_data, "generator", None)
+        if self._loader_state is not None and generator is not None:
+            generator.set_state(self._loader_state)
+            self._loader_state = None
+        if self.write_resume_state:
+            self._save_resume_state(epoch_idx, generator)
         if hasattr(self.model, "set_epoch"):
             self.model.set_epoch(epoch_idx)
         return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+
+    def _save_resume_state(self, epoch_idx: int, generator: torch.Generator | None) -> None:
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        state = {
+            "config": self.config,
+            "epoch": epoch_idx - 1,  # the last finished epoch, as in RecBole's checkpoints
+            "cur_step": self.cur_step,
+            "best_valid_score": self.best_valid_score,
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+            "resume": {
+                "best_valid_result": self.best_valid_result,
+                "best_model_file": str(self.saved_model_file),
+                "torch_rng": torch.get_rng_state(),
+                "numpy_rng": np.random.get_state(),
+                "python_rng": random.getstate(),
+                "loader_generator": None if generator is None else generator.get_state(),
+            },
+        }
+        target = self.resume_file
+        partial = target.with_name(target.name + ".partial")
+        torch.save(state, partial, pickle_protocol=4)
+        os.replace(partial, target)
+
+    def resume_checkpoint(self, resume_file) -> None:
+        """Continue from ``resume_file``: a ``-resume.pth`` state continues exactly where the
+        run stopped (random states, loader order, best result so far); a RecBole checkpoint
+        continues RecBole's way from its epoch."""
+        super().resume_checkpoint(resume_file)
+        checkpoint = torch.load(str(resume_file), map_location=self.device, weights_only=False)
+        extra = checkpoint.get("resume")
+        if extra is None:
+            return
+        self.best_valid_result = extra["best_valid_result"]
+        self.saved_model_file = extra["best_model_file"]
+        torch.set_rng_state(extra["torch_rng"])
+        np.random.set_state(extra["numpy_rng"])
+        random.setstate(extra["python_rng"])
+        self._loader_state = extra["loader_generator"]
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
         names = getattr(self.model, "loss_names", None)

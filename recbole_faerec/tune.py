@@ -683,7 +683,7 @@ def cli_sweep(args: Any, extra: Sequence[str]) -> int:
             num_cpus=args.num_cpus,
             storage_path=args.storage_path,
             name=args.name,
-            resume=args.resume,
+            resume=bool(args.resume),
         )
     except (SearchSpaceError, FileExistsError, FileNotFoundError) as exc:
         print(exc, file=sys.stderr)

@@ -1,0 +1,92 @@
+"""Determinism and exact resume of a training run, on the real amazon-beauty-sample."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from recbole_faerec.quick_start import run_recbole_faerec
+from recbole_faerec.trainer import RESUME_SUFFIX
+
+SAMPLE = "amazon-beauty-sample"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _same(first: dict, second: dict) -> bool:
+    """Equal metric dicts, an empty group's nan included."""
+    return first.keys() == second.keys() and all(
+        first[k] == second[k] or (math.isnan(first[k]) and math.isnan(second[k])) for k in first
+    )
+
+
+def _settings(fast_config: dict, folder: Path) -> dict:
+    return {
+        **fast_config,
+        "checkpoint_dir": str(folder),
+        "epochs": 4,
+        "train_batch_size": 256,
+        "stopping_step": 10,
+    }
+
+
+@pytest.mark.parametrize("base", [False, True], ids=["FAERec", "bare"])
+def test_the_same_seed_gives_identical_metrics(fast_config, run_dir, base):
+    settings = {**_settings(fast_config, run_dir / "a"), "epochs": 1}
+    first = run_recbole_faerec("SASRec", SAMPLE, config_dict=settings, base=base)
+    settings["checkpoint_dir"] = str(run_dir / "b")
+    second = run_recbole_faerec("SASRec", SAMPLE, config_dict=settings, base=base)
+    assert _same(first["test_result"], second["test_result"])
+    assert _same(first["best_valid_result"], second["best_valid_result"])
+
+
+def _wait_for_resume_state(folder: Path, process: subprocess.Popen, epoch: int) -> Path:
+    """The resume file once it holds the state before training ``epoch``."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        for path in folder.glob(f"*{RESUME_SUFFIX}"):
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            if state["epoch"] + 1 >= epoch:
+                return path
+        time.sleep(0.02)
+    raise AssertionError("no resume state was written")
+
+
+def test_a_killed_run_resumes_to_the_same_test_metrics(fast_config, run_dir):
+    uninterrupted = run_recbole_faerec(
+        "SASRec", SAMPLE, config_dict=_settings(fast_config, run_dir / "whole")
+    )
+
+    folder = run_dir / "killed"
+    flags = [f"--{k}={v}" for k, v in _settings(fast_config, folder).items() if v is not None]
+    command = [sys.executable, str(ROOT / "run_recbole_faerec.py"), "--model=SASRec"]
+    command += [f"--dataset={SAMPLE}", *flags]
+    process = subprocess.Popen(
+        command, cwd=run_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        resume_file = _wait_for_resume_state(folder, process, epoch=2)
+        process.kill()
+    finally:
+        process.wait()
+    state = torch.load(resume_file, map_location="cpu", weights_only=False)
+    assert state["epoch"] + 1 < 4, "the run was killed before its last epoch"
+
+    settings = {**_settings(fast_config, folder), "resume": str(resume_file)}
+    resumed = run_recbole_faerec("SASRec", SAMPLE, config_dict=settings)
+    assert _same(resumed["test_result"], uninterrupted["test_result"])
+    assert _same(resumed["best_valid_result"], uninterrupted["best_valid_result"])
+    assert Path(resumed["model_file"]).parent == folder
+
+
+def test_resume_without_a_checkpoint_is_a_one_line_error(capsys):
+    from recbole_faerec.cli import main
+
+    assert main(["--resume"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --resume needs the checkpoint")
