@@ -26,6 +26,7 @@ with ``--ablations``, once more per Table 3 switch. ``DIR`` (default ``reports/D
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -372,6 +373,24 @@ def report_command(
     return shlex.join(args)
 
 
+def finished_runs(path: Path, command: str) -> tuple[dict, dict, dict]:
+    """Metrics, wall times and model files of the runs that a report with the same ``command``
+    already finished and recorded in ``path`` (``results.json``); empty when there are none."""
+    if not path.is_file():
+        return {}, {}, {}
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if saved.get("command") != command:
+        return {}, {}, {}
+    metrics = {
+        backbone: {
+            variant: {k: math.nan if v is None else v for k, v in values.items()}
+            for variant, values in runs.items()
+        }
+        for backbone, runs in saved.get("metrics", {}).items()
+    }
+    return metrics, saved.get("wall_time_s", {}), saved.get("model_files", {})
+
+
 def run_report(
     dataset: str,
     backbones: Sequence[str],
@@ -380,8 +399,14 @@ def run_report(
     config_dict: Mapping[str, Any] | None = None,
     ablations: bool = False,
     tsne_items: int = 1000,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Train every variant of every backbone, then write the report files; returns the JSON dict."""
+    """Train every variant of every backbone, then write the report files; returns the JSON dict.
+
+    ``results.json`` is rewritten (atomically) after every finished run; with ``resume``, the
+    runs that the same command already finished (and whose model file still exists) are kept
+    instead of trained again.
+    """
     backbones = list(backbones)
     overrides = dict(config_dict or {})
     out_dir = Path(out or Path("reports") / f"{dataset}-{'_'.join(backbones)}")
@@ -391,9 +416,12 @@ def run_report(
         dataset, backbones, out_dir, config_file_list, overrides, ablations, tsne_items
     )
     keys = _setting_keys(overrides)
+    results_path = out_dir / "results.json"
     metrics: dict[str, dict[str, Any]] = {}
     walls: dict[str, dict[str, float]] = {}
     files: dict[str, dict[str, str | None]] = {}
+    if resume:
+        metrics, walls, files = finished_runs(results_path, command)
     settings: dict[str, dict[str, Any]] = {}
     views: dict[str, dict[str, np.ndarray]] = {}
     seed = None
@@ -402,6 +430,11 @@ def run_report(
         for backbone in backbones:
             for variant, switches in variants.items():
                 progress.set_postfix_str(f"{backbone} {variant}")
+                done = files.get(backbone, {}).get(variant)
+                if variant in metrics.get(backbone, {}) and done and Path(done).is_file():
+                    _say(f"{backbone} {variant}: kept from {results_path}")
+                    progress.update()
+                    continue
                 start = time.perf_counter()
                 result = run_recbole_faerec(
                     backbone,
@@ -414,6 +447,14 @@ def run_report(
                 walls.setdefault(backbone, {})[variant] = time.perf_counter() - start
                 metrics.setdefault(backbone, {})[variant] = dict(result["test_result"])
                 files.setdefault(backbone, {})[variant] = result["model_file"]
+                save_results_json(
+                    metrics,
+                    results_path,
+                    complete=False,
+                    wall_time_s=walls,
+                    model_files=files,
+                    command=command,
+                )
                 hit = _metric(result["test_result"], "hit@10")
                 _say(
                     f"{backbone} {variant}: {walls[backbone][variant]:.1f}s, "
@@ -447,7 +488,7 @@ def run_report(
         "machine": machine_info(),
         "command": command,
     }
-    save_results_json(metrics, out_dir / "results.json", **extra)
+    save_results_json(metrics, results_path, complete=True, **extra)
     report = {"metrics": metrics, **extra}
     (out_dir / "results.md").write_text(format_report_markdown(report), encoding="utf-8")
     plot_groups(report, out_dir / "groups.png")
@@ -490,6 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tsne-items", type=int, default=1000, help="items sampled for the t-SNE (default 1000)"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs that this same command already finished (from results.json)",
+    )
     return parser
 
 
@@ -506,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config_dict=_parse_overrides(extra),
         ablations=args.ablations,
         tsne_items=args.tsne_items,
+        resume=args.resume,
     )
     return 0
 

@@ -146,6 +146,43 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
     _assert_png(out / "tsne.png")
 
 
+def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
+        calls.append(base)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed during the FAERec run
+        model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
+        model_file.touch()
+        return {"test_result": _result(1.0 if base else 1.1), "model_file": str(model_file)}
+
+    def fake_load(model_file):
+        model = SimpleNamespace(
+            fusion=_FakeFusion(), item_popularity=torch.arange(60.0), eval=lambda: None
+        )
+        return {"seed": 5, "topk": [10], "head_ratio": 0.2}, model, None, None, None, None
+
+    monkeypatch.setattr(report_module, "run_recbole_faerec", fake_run)
+    monkeypatch.setattr(report_module, "load_data_and_model", fake_load)
+    out = tmp_path / "report"
+    with pytest.raises(KeyboardInterrupt):
+        run_report("toy", ["SASRec"], out, tsne_items=40)
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["complete"] is False and list(partial["metrics"]["SASRec"]) == ["base"]
+
+    run_report("toy", ["SASRec"], out, tsne_items=40, resume=True)
+    assert calls == [True, False, False]  # the bare run was kept, only FAERec ran again
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["complete"] is True and list(saved["metrics"]["SASRec"]) == ["base", "faerec"]
+    assert saved["model_files"]["SASRec"]["base"] == str(tmp_path / "SASRec-1.pth")
+
+    run_report("toy", ["SASRec"], out, tsne_items=40, resume=True)
+    assert len(calls) == 3  # nothing left to run
+    run_report("toy", ["SASRec"], out, tsne_items=40, config_dict={"epochs": 2}, resume=True)
+    assert len(calls) == 5  # another command: nothing is kept
+
+
 def test_report_end_to_end_on_the_sample(fast_config, run_dir):
     out = run_dir / "report"
     overrides = [f"--{key}={value}" for key, value in fast_config.items()]
