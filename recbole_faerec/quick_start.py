@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from logging import getLogger
@@ -108,17 +109,38 @@ def run(
     import torch.multiprocessing as mp
 
     queue = mp.get_context("spawn").SimpleQueue()
+    ip, port = distributed_address(model, dataset, config_file_list, config_dict, base)
     config_dict = {
         **(config_dict or {}),
         "world_size": nproc,
-        "ip": "localhost",
-        "port": "5678",
+        "ip": ip,
+        "port": port,
         "nproc": nproc,
         "offset": 0,
     }
     args = (model, dataset, config_file_list, config_dict, saved, base, queue)
     mp.spawn(_run_rank, args=args, nprocs=nproc, join=True)
     return None if queue.empty() else queue.get()
+
+
+def free_port() -> int:
+    """A TCP port that is free on this machine right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
+
+
+def distributed_address(
+    model: str,
+    dataset: str,
+    config_file_list: Sequence[str | os.PathLike] | None,
+    config_dict: dict | None,
+    base: bool,
+) -> tuple[str, str]:
+    """``ip`` and ``port`` of the process group: the config's (command line, dict or yaml), else
+    localhost and a free port."""
+    config = build_config(model, dataset, config_file_list, config_dict, base=base)
+    return str(config["ip"] or "localhost"), str(config["port"] or free_port())
 
 
 def _run_rank(rank: int, model, dataset, config_file_list, config_dict, saved, base, queue):

@@ -135,3 +135,17 @@ def test_a_malformed_config_file_is_named_with_its_line(sample_data_path, run_di
     bad.write_text("alpha: 0.2\ntau: [0.05\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad\.yaml' is not valid yaml at line \d+; fix: "):
         build_config("SASRec", "amazon-beauty-sample", [str(bad)])
+
+
+def test_distributed_address_comes_from_the_config_or_a_free_port(sample_data_path, run_dir):
+    from recbole_faerec.quick_start import distributed_address
+
+    settings = {"data_path": str(sample_data_path), "ip": "10.0.0.7", "port": 29411}
+    assert distributed_address("SASRec", "amazon-beauty-sample", None, settings, False) == (
+        "10.0.0.7",
+        "29411",
+    )
+    ip, port = distributed_address(
+        "SASRec", "amazon-beauty-sample", None, {"data_path": str(sample_data_path)}, False
+    )
+    assert ip == "localhost" and 0 < int(port) < 65536 and port != "5678"
