@@ -149,3 +149,11 @@ def test_distributed_address_comes_from_the_config_or_a_free_port(sample_data_pa
         "SASRec", "amazon-beauty-sample", None, {"data_path": str(sample_data_path)}, False
     )
     assert ip == "localhost" and 0 < int(port) < 65536 and port != "5678"
+
+
+def test_a_dataset_emptied_by_filtering_names_the_dataset_and_the_fix(sample_data_path, run_dir):
+    from recbole_faerec.data.dataset import create_dataset
+
+    config = _build(sample_data_path, user_inter_num_interval="[100000,inf)")
+    with pytest.raises(ValueError, match=r"amazon-beauty-sample.*no interactions left.*fix: "):
+        create_dataset(config)

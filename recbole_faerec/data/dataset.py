@@ -115,7 +115,18 @@ class FAERecDataset(SequentialDataset):
 
 def create_dataset(config) -> FAERecDataset:
     """Build the plugin's dataset for ``config`` (RecBole's ``create_dataset`` counterpart)."""
-    dataset = FAERecDataset(config)
+    try:
+        dataset = FAERecDataset(config)
+    except ValueError as exc:
+        if "Some feat is empty" not in str(exc):
+            raise
+        keys = ("user_inter_num_interval", "item_inter_num_interval", "val_interval")
+        given = {key: config[key] for key in keys if config[key] is not None}
+        raise ValueError(
+            f"dataset '{config['dataset']}' ({config['data_path']}) has no interactions left after "
+            f"RecBole's filtering {given or ''}; fix: widen or remove those intervals (e.g. "
+            "--user_inter_num_interval='[0,inf)') or check the .inter file."
+        ) from None
     getLogger().info(dataset)
     return dataset
 
