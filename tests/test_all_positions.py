@@ -102,8 +102,14 @@ def _prefix_rows(batch, targets, negatives):
 
 @pytest.mark.parametrize("loss_type", ["CE", "BCE"])
 def test_all_positions_loss_is_the_mean_of_prefix_losses(fast_config, loss_type):
+    # exact with positions counted from the oldest item; counted from the newest (SASRec's
+    # original), a prefix's last item moves to the last position, as in the authors' code
     config, _, train, _, _ = _data(
-        fast_config, train_mode="all_positions", loss_type=loss_type, train_batch_size=16
+        fast_config,
+        train_mode="all_positions",
+        loss_type=loss_type,
+        train_batch_size=16,
+        positions_from_end=False,
     )
     model = _model(config, train, loss_type)
     batch = next(iter(train))

@@ -68,6 +68,11 @@ class PositionsFromEnd(nn.Module):
         last = self.embedding.num_embeddings - 1
         if self.lengths is None or position_ids.dim() != 2:
             return self.embedding(position_ids)
+        if self.lengths.size(0) != position_ids.size(0):
+            raise RuntimeError(
+                f"PositionsFromEnd: lengths of {self.lengths.size(0)} sequences for a batch of "
+                f"{position_ids.size(0)}; call the backbone through the plugin's model"
+            )
         shift = (last + 1 - self.lengths).unsqueeze(1)
         return self.embedding((position_ids + shift).clamp(0, last))
 
@@ -205,6 +210,7 @@ class Backbone(SequentialRecommender):
         sampled negatives: ``-log s(h.e+) - log(1 - s(h.e-))``.
         """
         if self.loss_type != "BCE" and not self.all_positions:
+            self._bind_lengths(interaction[self.ITEM_SEQ_LEN])
             return self.backbone.calculate_loss(interaction)
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         targets = self.targets(interaction)
