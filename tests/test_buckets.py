@@ -84,6 +84,8 @@ def test_trimmed_batches_score_like_padded_ones(fast_config, backbone):
     assert model.trims_padding
     batch = next(iter(valid))[0]
     padded = batch["item_id_list"].clone()
+    if model.positions_from_end is not None:  # RecBole's own call: give it the lengths
+        model.positions_from_end.lengths = batch["item_length"]
     with torch.no_grad():
         expected = model.backbone.full_sort_predict(batch)
         scores = model.full_sort_predict(batch)
