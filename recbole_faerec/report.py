@@ -375,20 +375,14 @@ def report_command(
 
 def finished_runs(path: Path, command: str) -> tuple[dict, dict, dict]:
     """Metrics, wall times and model files of the runs that a report with the same ``command``
-    already finished and recorded in ``path`` (``results.json``); empty when there are none."""
+    already finished and recorded in ``path`` (``results.json``); empty when there are none.
+    An undefined metric reads back as None, which the tables and plots treat like nan."""
     if not path.is_file():
         return {}, {}, {}
     saved = json.loads(path.read_text(encoding="utf-8"))
     if saved.get("command") != command:
         return {}, {}, {}
-    metrics = {
-        backbone: {
-            variant: {k: math.nan if v is None else v for k, v in values.items()}
-            for variant, values in runs.items()
-        }
-        for backbone, runs in saved.get("metrics", {}).items()
-    }
-    return metrics, saved.get("wall_time_s", {}), saved.get("model_files", {})
+    return saved.get("metrics", {}), saved.get("wall_time_s", {}), saved.get("model_files", {})
 
 
 def run_report(

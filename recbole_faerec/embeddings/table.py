@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,8 +248,7 @@ def load_embedding_table(path: str | Path, item_tokens: Sequence[str]) -> np.nda
         )
     index = {str(token): i for i, token in enumerate(items.tolist())}
     if len(index) != len(items):
-        seen: set[str] = set()
-        twice = [t for t in map(str, items.tolist()) if t in seen or seen.add(t)]
+        twice = [t for t, n in Counter(map(str, items.tolist())).items() if n > 1]
         raise ValueError(
             f"{path} holds {len(items) - len(index)} items twice (e.g. {twice[0]!r}), so which row "
             "belongs to the item is ambiguous; fix: keep one row per item (rebuild it with "
