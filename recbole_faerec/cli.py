@@ -83,9 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    from recbole_faerec.config import split_config_files
     from recbole_faerec.quick_start import run
 
-    config_files = args.config_files.split() if args.config_files else None
+    config_files = split_config_files(args.config_files)
     try:
         run(args.model, args.dataset, config_files, nproc=args.nproc, base=args.base)
     except (ValueError, OSError) as exc:

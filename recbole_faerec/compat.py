@@ -38,6 +38,11 @@ def apply() -> None:
     import torch
 
     torch.autograd.set_detect_anomaly(False)
+    # RecBole's metrics and data code use numpy aliases removed in numpy 1.24 (``np.float``...)
+    # and put them back in ``Config.__init__`` (``compatibility_settings``). A process that only
+    # unpickles a saved Config (``load_data_and_model``, a resumed sweep testing its best trial)
+    # never runs that constructor, so the same aliases are set here.
+    Config.compatibility_settings(Config.__new__(Config))
     _APPLIED = True
 
 

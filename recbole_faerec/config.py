@@ -50,6 +50,11 @@ def default_config_files(backbone: str, dataset: str) -> list[str]:
     return [str(path) for path in candidates if path is not None and path.is_file()]
 
 
+def split_config_files(text: str | None) -> list[str]:
+    """The yaml files of a ``--config_files`` value: separated by any run of whitespace."""
+    return text.split() if text else []
+
+
 def check_config_file(path: str | os.PathLike) -> None:
     """A user's yaml file must exist and parse to a mapping of keys."""
     import yaml

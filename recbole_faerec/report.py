@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from recbole_faerec.compat import hidden_command_line
-from recbole_faerec.config import PROPERTIES_DIR
+from recbole_faerec.config import PROPERTIES_DIR, split_config_files
 from recbole_faerec.metrics import DEFAULT_HEAD_RATIO, head_mask
 from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
 from recbole_faerec.results import _group_labels, save_results_json
@@ -537,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args, extra = build_parser().parse_known_args(argv)
     backbones = [name.strip() for name in args.model.split(",") if name.strip()]
-    config_files = args.config_files.split() if args.config_files else None
+    config_files = split_config_files(args.config_files)
     run_report(
         args.dataset,
         backbones,

@@ -31,7 +31,7 @@ from ray.air import session
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from recbole_faerec.compat import hidden_command_line, init_logger, worker_env
-from recbole_faerec.config import build_config
+from recbole_faerec.config import build_config, split_config_files
 from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.model.registry import get_model
 from recbole_faerec.trainer import FAERecTrainer
@@ -414,10 +414,14 @@ def run_sweep(
     exp_dir = storage / name
     restorable = tune.Tuner.can_restore(exp_dir)
     if resume and not (restorable and (exp_dir / SPEC_FILE).is_file()):
-        raise FileNotFoundError(f"--resume: no sweep to resume in {exp_dir}")
+        raise FileNotFoundError(
+            f"--resume: no sweep to resume in {exp_dir}; fix: give the --name and --storage-path "
+            "of the interrupted sweep, or leave out --resume to start a new one."
+        )
     if not resume and restorable:
         raise FileExistsError(
-            f"{exp_dir} holds a sweep already: pass --resume to continue it or --name for a new one"
+            f"--name: {exp_dir} holds a sweep already; fix: pass --resume to continue it or "
+            "another --name for a new one."
         )
     if resume:
         spec = SweepSpec.load(exp_dir)
@@ -661,16 +665,11 @@ def cli_sweep(args: Any, extra: Sequence[str]) -> int:
     """``run_recbole_faerec.py --tune SPACE``: run the sweep the parsed flags describe."""
     try:
         overrides = parse_overrides(extra)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    config_files = args.config_files.split() if args.config_files else []
-    try:
         outcome = run_sweep(
             args.tune,
             args.model,
             args.dataset,
-            config_files=config_files,
+            config_files=split_config_files(args.config_files),
             overrides=overrides,
             base=args.base,
             num_samples=args.num_samples,
@@ -685,8 +684,10 @@ def cli_sweep(args: Any, extra: Sequence[str]) -> int:
             name=args.name,
             resume=bool(args.resume),
         )
-    except (SearchSpaceError, FileExistsError, FileNotFoundError) as exc:
-        print(exc, file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print(format_outcome(outcome))
     return 0 if outcome["best_params"] is not None else 1

@@ -22,3 +22,10 @@ def test_recbole_alone_turns_anomaly_detection_on():
     code = "import recbole.model.sequential_recommender, torch\nprint(torch.is_anomaly_enabled())\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_recboles_numpy_aliases_exist_without_building_a_config():
+    """RecBole's NDCG calls ``np.float``: a process that only loads a saved Config needs it."""
+    code = "import numpy, recbole_faerec; print(numpy.float is numpy.float64)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

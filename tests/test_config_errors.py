@@ -157,3 +157,35 @@ def test_a_dataset_emptied_by_filtering_names_the_dataset_and_the_fix(sample_dat
     config = _build(sample_data_path, user_inter_num_interval="[100000,inf)")
     with pytest.raises(ValueError, match=r"amazon-beauty-sample.*no interactions left.*fix: "):
         create_dataset(config)
+
+
+def test_config_files_separated_by_several_spaces_are_all_read(
+    sample_data_path, run_dir, tmp_path, monkeypatch, capsys
+):
+    from recbole_faerec.cli import main
+
+    (tmp_path / "a.yaml").write_text("alpha: 0.3\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("tau: -1.0\n", encoding="utf-8")
+    argv = [
+        "--dataset=amazon-beauty-sample",
+        f"--data_path={sample_data_path}",
+        f"--config_files={tmp_path / 'a.yaml'}  {tmp_path / 'b.yaml'}",
+    ]
+    monkeypatch.setattr("sys.argv", ["run_recbole_faerec.py", *argv])
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: tau: -1.0 is invalid")
+
+    space = tmp_path / "space.yaml"
+    space.write_text("alpha: {grid: [0.1, 0.3]}\n", encoding="utf-8")
+    argv = [
+        f"--tune={space}",
+        "--dataset=amazon-beauty-sample",
+        f"--data_path={sample_data_path}",
+        f"--config_files={tmp_path / 'a.yaml'}   {tmp_path / 'missing.yaml'}",
+    ]
+    monkeypatch.setattr("sys.argv", ["run_recbole_faerec.py", *argv])
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: config_files: '{tmp_path / 'missing.yaml'}' does not exist; fix: give the path "
+        "of a yaml file (several files separated by spaces)."
+    ]

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +27,7 @@ from recbole_faerec.tune import (
     trials_markdown,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 TUNE_DIR = PACKAGE_ROOT / "properties" / "tune"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -157,6 +164,18 @@ def test_local_sweep_writes_table_best_config_and_plot(run_dir, sweep_overrides,
     assert config["alpha"] == outcome["best_params"]["alpha"]
     assert config["lambda"] == 0.005 and config["hidden_size"] == 32
 
+    for model_file in exp.rglob("*.pth"):
+        model_file.unlink()
+    with pytest.raises(FileNotFoundError, match=r"holds no \.pth model file; fix: rerun"):
+        run_sweep(
+            space,
+            "SASRec",
+            "amazon-beauty-sample",
+            resume=True,
+            num_cpus=2,
+            storage_path=run_dir / "ray_results",
+        )
+
 
 def test_failed_trial_is_marked_and_sweep_resumes(run_dir, sweep_overrides, ray_cleanup):
     space = _space(run_dir, {"tau": {"grid": [0.05, -1.0]}})
@@ -187,3 +206,85 @@ def test_trials_markdown_keeps_digit_only_trial_ids_as_text():
     assert lines[0].startswith("| trial ")
     assert lines[1].startswith("|:--")
     assert "| 57262_00001 |" in lines[2]
+
+
+def _trial_states(exp_dir: Path) -> dict[str, str]:
+    """Ray Tune's saved status of every trial (what a resume starts from), by trial id."""
+    states = {}
+    for state_file in exp_dir.glob("experiment_state-*.json"):
+        try:
+            saved = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            continue
+        for trial_json in saved["checkpoints"]:
+            trial = json.loads(trial_json)
+            states[trial["trial_id"]] = trial["status"]
+    return states
+
+
+def _sweep_command(space: Path, storage: Path, overrides: dict) -> list[str]:
+    flags = [f"--{key}={value}" for key, value in overrides.items() if value is not None]
+    return [
+        sys.executable,
+        str(ROOT / "run_recbole_faerec.py"),
+        f"--tune={space}",
+        "--model=SASRec",
+        "--dataset=amazon-beauty-sample",
+        "--scheduler=fifo",
+        "--max-concurrent=1",
+        "--num-cpus=1",
+        f"--storage-path={storage}",
+        "--name=killed",
+        *flags,
+    ]
+
+
+def _results_by_trial(exp_dir: Path) -> dict[str, bytes]:
+    return {path.parent.name: path.read_bytes() for path in exp_dir.glob("*/result.json")}
+
+
+def test_a_sweep_killed_mid_trial_resumes_without_rerunning_finished_trials(
+    run_dir, sweep_overrides
+):
+    space = _space(run_dir, {"alpha": {"grid": [0.1, 0.2, 0.3]}})
+    storage = run_dir / "ray_results"
+    exp_dir = storage / "killed"
+    command = _sweep_command(space, storage, {**sweep_overrides, "epochs": 3})
+    # Ray saves the experiment state at every step: the state read here is what a resume reads.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TUNE_GLOBAL_CHECKPOINT_S": "0"}
+    driver = subprocess.Popen(
+        command,
+        cwd=run_dir,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert driver.poll() is None, "the sweep ended before it could be interrupted"
+            states = _trial_states(exp_dir)
+            if "TERMINATED" in states.values() and "RUNNING" in states.values():
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("no trial finished while another one was running")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    finished = sorted(trial for trial, status in states.items() if status == "TERMINATED")
+    before = _results_by_trial(exp_dir)
+
+    resume = [*_sweep_command(space, storage, {}), "--resume"]
+    done = subprocess.run(resume, cwd=run_dir, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = pd.read_csv(exp_dir / "trials.csv", dtype={"trial": str})
+    assert len(table) == 3 and set(table["status"]) == {"completed"}
+    assert sorted(table["alpha"]) == [0.1, 0.2, 0.3]
+    after = _results_by_trial(exp_dir)
+    assert len(after) == 3
+    finished_folders = [folder for folder in before if any(t in folder for t in finished)]
+    assert finished_folders, f"no trial folder of the finished trials {finished} in {exp_dir}"
+    for folder in finished_folders:
+        assert after[folder] == before[folder], f"the finished trial {folder} was run again"
