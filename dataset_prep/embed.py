@@ -3,11 +3,14 @@
     python -m dataset_prep.embed --data-path DIR --dataset NAME [--model M]
         [--provider hf|sentence-transformers|openai] [--batch-size N] [--max-length N]
         [--pooling mean|cls|last] [--template T] [--domain D] [--api-base URL] [--out FILE]
+        [--format npz|itememb]
 
 ``DIR/NAME/NAME.item`` is read (a bundled dataset without an item file in ``DIR`` is written there
 first); the table goes to ``--out`` or to the default location used by training runs
-(``DIR/NAME/NAME.<model slug>-<hash>.npz``), through the same per-prompt cache. The last line
-printed is the path of the ``.npz``.
+(``DIR/NAME/NAME.<model slug>-<hash>.npz``), through the same per-prompt cache. With
+``--format itememb`` the table is also written as RecBole's pretrained-vector atomic file
+``DIR/NAME/NAME.itememb`` (:mod:`dataset_prep.itememb`), which RecBole's own FAERec reads. The
+last line printed is the path of the file written.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from dataset_prep.itememb import write_itememb
 from recbole_faerec.data.bundled import materialize_bundled_dataset
 from recbole_faerec.embeddings.providers import POOLINGS, PROVIDERS
 from recbole_faerec.embeddings.table import EmbeddingSettings, build_embedding_table
@@ -42,6 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--allow-download", action="store_true", help="allow hub downloads")
     parser.add_argument("--out", help="output .npz (default: the training runs' location)")
     parser.add_argument("--force", action="store_true", help="rewrite an up-to-date table")
+    parser.add_argument(
+        "--format",
+        choices=("npz", "itememb"),
+        default="npz",
+        help="itememb: also write RecBole's atomic file DIR/NAME/NAME.itememb",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -91,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         print(f"items: {result.items}  dim: {result.dim}  up to date, nothing rebuilt")
-    print(result.path)
+    if args.format == "itememb":
+        print(write_itememb(result.path, dataset_dir / f"{args.dataset}.itememb"))
+    else:
+        print(result.path)
     return 0
 
 
