@@ -25,12 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from recbole.utils import init_seed
 
 from recbole_faerec.config import build_config
-from recbole_faerec.data.dataset import create_dataset, data_preparation
-from recbole_faerec.model.registry import get_model
-from recbole_faerec.trainer import FAERecTrainer
+from recbole_faerec.pipeline import prepare_run
 
 
 def _value(text: str):
@@ -47,10 +44,8 @@ class Setup:
 
     def __init__(self, backbone: str, dataset: str, config_dict: dict, base: bool) -> None:
         config = build_config(backbone, dataset, config_dict=config_dict, base=base)
-        init_seed(config["seed"], config["reproducibility"])
-        self.train_data, self.valid_data, _ = data_preparation(config, create_dataset(config))
-        model = get_model(config["model"])(config, self.train_data._dataset).to(config["device"])
-        self.trainer = FAERecTrainer(config, model)
+        run = prepare_run(config)
+        self.train_data, self.valid_data, self.trainer = run.train_data, run.valid_data, run.trainer
         self.trainer.eval_collector.data_collect(self.train_data)
         self.epoch = 0
 

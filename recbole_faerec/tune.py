@@ -32,8 +32,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from recbole_faerec.compat import hidden_command_line, init_logger, worker_env
 from recbole_faerec.config import build_config, split_config_files
-from recbole_faerec.data.dataset import create_dataset, data_preparation
-from recbole_faerec.model.registry import get_model
+from recbole_faerec.pipeline import load_dataset, prepare_run
 from recbole_faerec.trainer import FAERecTrainer
 
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint", "constant")
@@ -223,7 +222,6 @@ def faerec_trial(params: dict[str, Any], spec: SweepSpec) -> None:
     """Ray Tune trainable: train one configuration, reporting after every evaluation."""
     import ray
     import torch
-    from recbole.utils import init_seed
 
     torch.set_num_threads(max(1, int(spec.cpus_per_trial)))
     config_dict = trial_config_dict(spec, params, session.get_trial_dir())
@@ -232,12 +230,8 @@ def faerec_trial(params: dict[str, Any], spec: SweepSpec) -> None:
         config = build_config(
             spec.model, spec.dataset, spec.config_files, config_dict, base=spec.base
         )
-    init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
-    train_data, valid_data, _ = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"], config["reproducibility"])
-    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    trainer = _ReportingTrainer(config, net)
+    _, train_data, valid_data, _, net, trainer = prepare_run(config, _ReportingTrainer)
     names = list(getattr(net, "loss_names", None) or [])
 
     def report(epoch_idx: int, valid_score: float) -> None:
@@ -301,8 +295,6 @@ def prepare_sweep(
     Building the dataset here writes bundled data and the LLM table cache before any trial
     starts, so concurrent trials only read them.
     """
-    from recbole.utils import init_seed
-
     space_file = Path(space_file).resolve()
     space = load_search_space(space_file)
     files = [str(Path(f).resolve()) for f in config_files]
@@ -312,8 +304,7 @@ def prepare_sweep(
         config = build_config(model, dataset, files, {**overrides, **constants}, base=base)
     data_path = str(Path(config["data_path"]).resolve().parent)
     overrides.update(absolute_paths(config))
-    init_seed(config["seed"], config["reproducibility"])
-    create_dataset(config)
+    load_dataset(config)
     metric = config["valid_metric"].lower()
     evaluations = max(1, math.ceil(config["epochs"] / max(1, config["eval_step"])))
     spec = SweepSpec(
