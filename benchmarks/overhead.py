@@ -27,16 +27,8 @@ from pathlib import Path
 import torch
 
 from recbole_faerec.config import build_config
+from recbole_faerec.io import parse_overrides
 from recbole_faerec.pipeline import prepare_run
-
-
-def _value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 class Setup:
@@ -95,10 +87,7 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="profile one FAERec epoch first")
     args, extra = parser.parse_known_args()
-    overrides = {}
-    for item in extra:
-        key, _, value = item.lstrip("-").partition("=")
-        overrides[key] = _value(value)
+    overrides = parse_overrides(extra)
     sys.argv = sys.argv[:1]
     common = {
         "data_path": args.data_path,

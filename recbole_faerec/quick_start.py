@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from recbole.utils import get_environment, set_color
 
-from recbole_faerec.compat import init_logger
 from recbole_faerec.config import build_config
 from recbole_faerec.metrics import register_metrics
 from recbole_faerec.pipeline import build_model, prepare_data, prepare_run
+from recbole_faerec.process import init_logger
 from recbole_faerec.results import format_results_table, save_results_json
 
 

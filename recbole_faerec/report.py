@@ -41,11 +41,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from recbole_faerec.compat import hidden_command_line
 from recbole_faerec.config import PROPERTIES_DIR, split_config_files
+from recbole_faerec.io import parse_overrides
 from recbole_faerec.metrics import DEFAULT_HEAD_RATIO, head_mask
+from recbole_faerec.process import hidden_command_line
 from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
-from recbole_faerec.results import _group_labels, save_results_json
+from recbole_faerec.results import group_labels, save_results_json
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "w/o AGF": {"fusion": "sum"},
@@ -188,7 +189,7 @@ def group_labels_of(metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], k: i
     for variants in metrics.values():
         for result in variants.values():
             at_k = {key: v for key, v in result.items() if str(key).lower().endswith(f"@{k}")}
-            labels += [label for label in _group_labels(at_k) if label not in labels]
+            labels += [label for label in group_labels(at_k) if label not in labels]
     return labels
 
 
@@ -492,17 +493,6 @@ def run_report(
     return report
 
 
-def _parse_overrides(extra: Sequence[str]) -> dict[str, str]:
-    """``--key=value`` strings (RecBole converts their values)."""
-    overrides = {}
-    for arg in extra:
-        key, sep, value = arg.removeprefix("--").partition("=")
-        if not arg.startswith("--") or not sep or not key:
-            raise SystemExit(f"unrecognised argument {arg!r}: overrides are --key=value")
-        overrides[key] = value
-    return overrides
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The report's argument parser; other ``--key=value`` flags are config overrides."""
     parser = argparse.ArgumentParser(
@@ -538,12 +528,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     backbones = [name.strip() for name in args.model.split(",") if name.strip()]
     config_files = split_config_files(args.config_files)
+    try:
+        overrides = parse_overrides(extra, literal=False)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     run_report(
         args.dataset,
         backbones,
         out=args.out,
         config_file_list=config_files,
-        config_dict=_parse_overrides(extra),
+        config_dict=overrides,
         ablations=args.ablations,
         tsne_items=args.tsne_items,
         resume=args.resume,

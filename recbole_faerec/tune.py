@@ -30,9 +30,11 @@ from ray import air, tune
 from ray.air import session
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from recbole_faerec.compat import hidden_command_line, init_logger, worker_env
+from recbole_faerec.compat import worker_env
 from recbole_faerec.config import build_config, split_config_files
+from recbole_faerec.io import atomic_write_text, json_text, parse_overrides
 from recbole_faerec.pipeline import load_dataset, prepare_run
+from recbole_faerec.process import hidden_command_line, init_logger
 from recbole_faerec.trainer import FAERecTrainer
 
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint", "constant")
@@ -261,23 +263,6 @@ def absolute_paths(config: Any) -> dict[str, str]:
         if key in ("llm_embedding_file", "embedding_cache_dir") or Path(value).exists():
             paths[key] = str(Path(value).resolve())
     return paths
-
-
-def parse_overrides(args: Sequence[str]) -> dict[str, Any]:
-    """RecBole-style ``--key=value`` flags as a dict (values read as Python literals)."""
-    import ast
-
-    overrides = {}
-    for arg in args:
-        if not arg.startswith("--") or "=" not in arg:
-            raise ValueError(f"unrecognised argument '{arg}': overrides are --key=value")
-        key, text = arg[2:].split("=", 1)
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = {"true": True, "false": False}.get(text.lower(), text)
-        overrides[key] = value
-    return overrides
 
 
 def prepare_sweep(
@@ -589,13 +574,6 @@ def evaluate_checkpoint(model_file: str | os.PathLike, work_dir: Path) -> dict[s
     return {key: float(value) for key, value in result.items()}
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN (an empty popularity group) as null: strict JSON has no NaN."""
-    if isinstance(value, dict):
-        return {key: _json_safe(v) for key, v in value.items()}
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
 def _best_result(results, spec: SweepSpec):
     key = f"best_{spec.metric}"
     scored = [r for r in results if r.error is None and key in (r.metrics or {})]
@@ -647,8 +625,7 @@ def summarize(
             test_result = evaluate_checkpoint(model_file, exp_dir)
         outputs["test_result"] = test_result
         summary = {"params": params, f"valid_{metric}": score, "test_result": test_result}
-        text = json.dumps(_json_safe(summary), indent=2)
-        (exp_dir / "test_result.json").write_text(text, encoding="utf-8")
+        atomic_write_text(exp_dir / "test_result.json", json_text(summary))
     return outputs
 
 

@@ -20,7 +20,6 @@ from recbole_faerec.tune import (
     PACKAGE_ROOT,
     SearchSpaceError,
     load_search_space,
-    parse_overrides,
     parse_search_space,
     ray_param_space,
     run_sweep,
@@ -95,17 +94,6 @@ def test_shipped_spaces():
     assert paper["alpha"].value == [0.1, 0.2, 0.3, 0.4, 0.5]
     assert all(dim.kind == "grid" for dim in paper.values())
     assert load_search_space(TUNE_DIR / "smoke.yaml")["alpha"].kind == "grid"
-
-
-def test_parse_overrides():
-    assert parse_overrides(["--epochs=5", "--alpha=0.3", "--topk=[5, 10]", "--x=true"]) == {
-        "epochs": 5,
-        "alpha": 0.3,
-        "topk": [5, 10],
-        "x": True,
-    }
-    with pytest.raises(ValueError, match="--key=value"):
-        parse_overrides(["positional"])
 
 
 @pytest.fixture
