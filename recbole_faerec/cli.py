@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args, extra = build_parser().parse_known_args(argv)
     if args.tune:
-        from recbole_faerec.tune import cli_sweep
+        from recbole_faerec.tune.cli import cli_sweep
 
         return cli_sweep(args, extra)
     if args.list_backbones:
