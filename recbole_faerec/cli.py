@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cli_sweep(args, extra)
     if args.list_backbones:
-        from recbole_faerec.backbones import format_backbone_list
+        from recbole_faerec.supported_backbones import format_backbone_list
 
         print(format_backbone_list())
         return 0

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from recbole.utils import init_seed
 
 from recbole_faerec.data.dataset import create_dataset, data_preparation
-from recbole_faerec.model.registry import get_model
+from recbole_faerec.model.registry import model_class
 from recbole_faerec.trainer import FAERecTrainer
 
 
@@ -44,9 +44,9 @@ def prepare_data(config) -> tuple[Any, Any, Any, Any]:
 
 
 def build_model(config, train_data) -> Any:
-    """Re-seed (plus the process's rank), then build ``config['model']`` on ``config['device']``."""
+    """Re-seed (plus the process's rank), then build the model of ``config`` on its device."""
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    return get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    return model_class(config)(config, train_data._dataset).to(config["device"])
 
 
 def prepare_run(config, trainer_class: type[FAERecTrainer] = FAERecTrainer) -> PreparedRun:

@@ -7,11 +7,16 @@ import math
 import pytest
 import torch
 
-from recbole_faerec.backbones import SUPPORTED, UNSUPPORTED, format_backbone_list, train_modes
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.model.faerec import FAERec
 from recbole_faerec.model.fusion import FusedItemEmbedding
+from recbole_faerec.supported_backbones import (
+    SUPPORTED,
+    UNSUPPORTED,
+    format_backbone_list,
+    train_modes,
+)
 from recbole_faerec.trainer import FAERecTrainer
 
 SAMPLE = "amazon-beauty-sample"

@@ -104,8 +104,9 @@ def test_saved_model_reloads_with_identical_scores(fast_config):
 def test_base_trains_the_bare_backbone(fast_config):
     result = run_recbole_faerec("SASRec", SAMPLE, config_dict=fast_config, base=True)
     _finite_metrics(result["test_result"])
+    assert Path(result["model_file"]).name.startswith("SASRec-")
     checkpoint = torch.load(result["model_file"], weights_only=False)
-    assert checkpoint["config"]["model"] == "Backbone"
+    assert checkpoint["config"]["model"] == "SASRec"
     keys = checkpoint["state_dict"].keys()
     assert "backbone.item_embedding.weight" in keys
     assert not any("llm_table" in key or "gate" in key for key in keys)
@@ -136,7 +137,7 @@ def test_each_run_in_one_process_logs_to_its_own_file(fast_config):
     first = run_recbole_faerec("SASRec", SAMPLE, config_dict=config, base=True)
     second = run_recbole_faerec("SASRec", SAMPLE, config_dict=config)
     assert first["results_file"] != second["results_file"]
-    for result, model in ((first, "Backbone"), (second, "FAERec")):
+    for result, model in ((first, "SASRec"), (second, "FAERec")):
         log = Path(result["results_file"]).with_suffix("").with_suffix(".log")
         assert log.parent.name == model
         assert "epoch 0 training" in log.read_text(encoding="utf-8")

@@ -7,7 +7,7 @@ from torch import nn
 
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
-from recbole_faerec.model.backbone import Backbone, PositionsFromEnd
+from recbole_faerec.model.bare import BareBackbone, PositionsFromEnd
 
 SAMPLE = "amazon-beauty-sample"
 
@@ -27,7 +27,7 @@ def _bare(fast_config, **overrides):
     dataset = create_dataset(config)
     train, _, _ = data_preparation(config, dataset)
     torch.manual_seed(0)
-    return config, Backbone(config, train._dataset).eval()
+    return config, BareBackbone(config, train._dataset).eval()
 
 
 def test_right_padding_with_positions_from_end_equals_sasrec_on_left_padding(fast_config):
