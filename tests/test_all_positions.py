@@ -6,14 +6,13 @@ import math
 
 import pytest
 import torch
+from conftest import SAMPLE
 from recbole.data.interaction import Interaction
 
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.model.bare import BareBackbone, next_item_targets
 from recbole_faerec.quick_start import run_recbole_faerec
-
-SAMPLE = "amazon-beauty-sample"
 
 
 def test_next_item_targets_on_a_hand_made_sequence():

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import torch
+from conftest import SAMPLE
 from torch import nn
 
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.model.bare import BareBackbone, PositionsFromEnd
-
-SAMPLE = "amazon-beauty-sample"
 
 
 def test_positions_count_back_from_the_newest_item():

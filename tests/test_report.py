@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import matplotlib.image
 import pytest
 import torch
+from conftest import SAMPLE
 
 from recbole_faerec.report import (
     ABLATIONS,
@@ -19,7 +20,6 @@ from recbole_faerec.report import (
 )
 from recbole_faerec.report import runner as report_runner
 
-SAMPLE = "amazon-beauty-sample"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAN = float("nan")
 
