@@ -41,7 +41,7 @@ def _render(rows: Sequence[Sequence[str]], first_width: int, value_width: int) -
     return lines
 
 
-def group_labels(values: Mapping[str, Any]) -> list[str]:
+def result_group_labels(values: Mapping[str, Any]) -> list[str]:
     """Popularity-group labels of the ``group{hit,ndcg}[label]@k`` keys, in order of appearance."""
     labels: list[str] = []
     for key in values:
@@ -99,7 +99,7 @@ def format_results_table(
     tail_coverage = "/".join(_cell(values, f"tailcoverage@{k}", digits) for k in ks)
     lines.append(f"Coverage@{ks_label} {coverage}  TailCoverage@{ks_label} {tail_coverage}")
 
-    labels = group_labels(values)
+    labels = result_group_labels(values)
     if labels:
         group_rows = [["group", f"H@{group_k}", f"N@{group_k}"]]
         for label in labels:

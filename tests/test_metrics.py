@@ -17,15 +17,9 @@ from recbole.evaluator import evaluator as recbole_evaluator
 from recbole.evaluator import register as recbole_register
 from recbole.utils import calculate_valid_score
 
-from recbole_faerec.metrics import (
-    TailAwareCollector,
-    TailHit,
-    group_labels,
-    head_mask,
-    install_collector,
-    item_popularity,
-    register_metrics,
-)
+from recbole_faerec.collector import TailAwareCollector, install_collector
+from recbole_faerec.metrics import TailHit, register_metrics
+from recbole_faerec.popularity import group_labels, head_mask, item_popularity
 
 ALL_METRICS = [
     "Hit",

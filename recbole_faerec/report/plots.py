@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recbole_faerec.metrics import head_mask
+from recbole_faerec.popularity import head_mask
 from recbole_faerec.report.tables import BASE, FAEREC, group_labels_of, metric_value, variant_label
 
 
@@ -23,6 +23,15 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Lay out ``fig``, write it to ``path`` (PNG, 120 dpi) and free it."""
+    fig.tight_layout()
+    target = Path(path)
+    fig.savefig(target, dpi=120)
+    plt.close(fig)
+    return target
 
 
 def _figure_grid(n: int, width: float, height: float):
@@ -50,11 +59,7 @@ def plot_groups(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
         ax.set_ylabel(f"H@{k}")
         ax.set_title(backbone)
         ax.legend()
-    fig.tight_layout()
-    target = Path(path)
-    fig.savefig(target, dpi=120)
-    plt.close(fig)
-    return target
+    return _save(plt, fig, path)
 
 
 def item_views(model: Any, n_items: int, seed: int, head_ratio: float) -> dict[str, np.ndarray]:
@@ -110,11 +115,7 @@ def plot_tsne(
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(markerscale=2, fontsize=7)
-    fig.tight_layout()
-    target = Path(path)
-    fig.savefig(target, dpi=120)
-    plt.close(fig)
-    return target
+    return _save(plt, fig, path)
 
 
 def _numeric(values: pd.Series) -> bool:
@@ -162,7 +163,4 @@ def plot_sensitivity(
     ax.set_ylabel(f"{metric} (validation)")
     ax.set_title(title or f"Sensitivity: {metric}")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from recbole_faerec.config import PROPERTIES_DIR
-from recbole_faerec.metrics import DEFAULT_HEAD_RATIO
+from recbole_faerec.popularity import DEFAULT_HEAD_RATIO
 from recbole_faerec.process import hidden_command_line
 from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
 from recbole_faerec.report.plots import item_views, plot_groups, plot_tsne

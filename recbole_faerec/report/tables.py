@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from recbole_faerec.results import group_labels
+from recbole_faerec.results import result_group_labels
 
 BASE, FAEREC = "base", "faerec"
 
@@ -81,7 +81,7 @@ def group_labels_of(metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], k: i
     for variants in metrics.values():
         for result in variants.values():
             at_k = {key: v for key, v in result.items() if str(key).lower().endswith(f"@{k}")}
-            labels += [label for label in group_labels(at_k) if label not in labels]
+            labels += [label for label in result_group_labels(at_k) if label not in labels]
     return labels
 
 
