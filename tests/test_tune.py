@@ -96,6 +96,26 @@ def test_shipped_spaces():
     assert load_search_space(TUNE_DIR / "smoke.yaml")["alpha"].kind == "grid"
 
 
+def test_the_search_space_language_needs_no_ray():
+    code = (
+        "import sys\n"
+        "from recbole_faerec.tune import load_search_space\n"
+        f"load_search_space({str(TUNE_DIR / 'smoke.yaml')!r})\n"
+        "assert 'ray' not in sys.modules, 'ray imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_python_m_tune_needs_a_search_space():
+    done = subprocess.run(
+        [sys.executable, "-m", "recbole_faerec.tune", "--model=SASRec"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "--tune SPACE_YAML is required" in done.stderr
+
+
 @pytest.fixture
 def ray_cleanup():
     """Ray is shut down after the test, whatever happened."""
