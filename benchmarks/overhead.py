@@ -25,21 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from recbole.utils import init_seed
 
 from recbole_faerec.config import build_config
-from recbole_faerec.data.dataset import create_dataset, data_preparation
-from recbole_faerec.model.registry import get_model
-from recbole_faerec.trainer import FAERecTrainer
-
-
-def _value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+from recbole_faerec.io import parse_overrides
+from recbole_faerec.pipeline import prepare_run
 
 
 class Setup:
@@ -47,10 +36,8 @@ class Setup:
 
     def __init__(self, backbone: str, dataset: str, config_dict: dict, base: bool) -> None:
         config = build_config(backbone, dataset, config_dict=config_dict, base=base)
-        init_seed(config["seed"], config["reproducibility"])
-        self.train_data, self.valid_data, _ = data_preparation(config, create_dataset(config))
-        model = get_model(config["model"])(config, self.train_data._dataset).to(config["device"])
-        self.trainer = FAERecTrainer(config, model)
+        run = prepare_run(config)
+        self.train_data, self.valid_data, self.trainer = run.train_data, run.valid_data, run.trainer
         self.trainer.eval_collector.data_collect(self.train_data)
         self.epoch = 0
 
@@ -100,10 +87,7 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="profile one FAERec epoch first")
     args, extra = parser.parse_known_args()
-    overrides = {}
-    for item in extra:
-        key, _, value = item.lstrip("-").partition("=")
-        overrides[key] = _value(value)
+    overrides = parse_overrides(extra)
     sys.argv = sys.argv[:1]
     common = {
         "data_path": args.data_path,

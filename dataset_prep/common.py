@@ -33,7 +33,7 @@ from typing import IO, Any, NamedTuple
 
 import pandas as pd
 
-from recbole_faerec.data.bundled import atomic_open
+from recbole_faerec.io import atomic_open
 
 GZIP_MAGIC = b"\x1f\x8b"
 TEXT_FIELDS: tuple[str, ...] = ("title", "brand", "categories", "description")

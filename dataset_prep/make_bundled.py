@@ -26,7 +26,8 @@ from pathlib import Path
 
 from dataset_prep.amazon import convert_amazon
 from dataset_prep.common import run_cli
-from recbole_faerec.data.bundled import BUNDLED_DIR, atomic_open
+from recbole_faerec.data.bundled import BUNDLED_DIR
+from recbole_faerec.io import atomic_open
 
 FULL_NAME = "amazon-beauty"
 SAMPLE_NAME = "amazon-beauty-sample"

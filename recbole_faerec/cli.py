@@ -58,11 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args, extra = build_parser().parse_known_args(argv)
     if args.tune:
-        from recbole_faerec.tune import cli_sweep
+        from recbole_faerec.tune.cli import cli_sweep
 
         return cli_sweep(args, extra)
     if args.list_backbones:
-        from recbole_faerec.backbones import format_backbone_list
+        from recbole_faerec.supported_backbones import format_backbone_list
 
         print(format_backbone_list())
         return 0

@@ -7,11 +7,7 @@ of :mod:`recbole_faerec`, so the rest of the code can call RecBole as documented
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import sys
-from collections.abc import Iterator
 
 from recbole.config import Config
 
@@ -69,33 +65,3 @@ class SequentialConfig(Config):
             super()._set_default_parameters()
         finally:
             self.final_config_dict["repeatable"] = repeatable
-
-
-@contextlib.contextmanager
-def hidden_command_line() -> Iterator[None]:
-    """Hide ``sys.argv`` from RecBole's ``Config``, which parses ``--key=value`` flags from the
-    process's own command line with the highest precedence: runs that pass their settings
-    explicitly (reports, sweeps, Ray workers) must not pick up unrelated flags."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        yield
-    finally:
-        sys.argv = saved
-
-
-def init_logger(config) -> None:
-    """RecBole's ``init_logger`` for one more run in the same process.
-
-    RecBole attaches its console and file handlers with ``logging.basicConfig``, which does
-    nothing once the root logger has handlers: a second run in one process (a report, a test
-    session) would keep logging into the first run's file. The handlers are closed and removed
-    first, so every run gets its own log file (and results JSON beside it).
-    """
-    from recbole.utils import init_logger as recbole_init_logger
-
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    recbole_init_logger(config)

@@ -19,11 +19,11 @@ from pathlib import Path
 import recbole
 from recbole.utils import InputType
 
-from recbole_faerec.backbones import check_backbone
 from recbole_faerec.compat import SequentialConfig
 from recbole_faerec.metrics import register_metrics
 from recbole_faerec.model.faerec import validate_faerec_config
 from recbole_faerec.model.registry import get_model, get_sequential_model
+from recbole_faerec.supported_backbones import check_backbone
 
 PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
 RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
@@ -94,13 +94,17 @@ def build_config(
     for path in user_files:
         check_config_file(path)
     files = default_config_files(backbone, dataset) + user_files
-    model_class = get_model("Backbone" if base else "FAERec")
+    model_class = get_model("BareBackbone" if base else "FAERec")
     config = SequentialConfig(
         model=model_class,
         dataset=dataset,
         config_file_list=files,
         config_dict={**(config_dict or {}), "backbone": backbone},
     )
+    if base:
+        # RecBole names the log and the checkpoints after config["model"]: a bare run is named
+        # after its backbone (model.registry.model_class builds it as BareBackbone).
+        config["model"] = backbone
     check_backbone(backbone, backbone_class, config["loss_type"], config["train_mode"] or "prefix")
     if not base:
         validate_faerec_config(config)

@@ -2,9 +2,10 @@
 
 Call :func:`register_metrics` once, **before** building ``recbole.config.Config``, so the
 metric names below validate in ``metrics:`` and ``recbole.evaluator.Evaluator`` computes them;
-install :class:`TailAwareCollector` as the trainer's ``eval_collector`` (:func:`install_collector`,
-in the trainer's ``__init__``, i.e. before ``fit``) so the evaluator receives the target item of
-every evaluated row.
+install :class:`~recbole_faerec.collector.TailAwareCollector` as the trainer's ``eval_collector``
+(:func:`~recbole_faerec.collector.install_collector`, in the trainer's ``__init__``, i.e. before
+``fit``) so the evaluator receives the target item of every evaluated row. The popularity helpers
+live in :mod:`recbole_faerec.popularity`.
 
 Definitions (all ids are RecBole's internal item ids; id 0 is padding and never an item):
 
@@ -50,83 +51,32 @@ up ``valid_metric.lower()`` and RecBole ranks every one of them as bigger-is-bet
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from recbole.evaluator import register as recbole_register
 from recbole.evaluator.base_metric import AbstractMetric
-from recbole.evaluator.collector import Collector, DataStruct
+from recbole.evaluator.collector import DataStruct
 from recbole.utils import EvaluatorType
 
-from recbole_faerec.data.history import REPEAT_FIELD
+from recbole_faerec.popularity import (
+    DEFAULT_HEAD_RATIO,
+    DEFAULT_POPULARITY_BINS,
+    check_popularity_bins,
+    group_index,
+    group_labels,
+    head_mask,
+    item_popularity,
+)
 
-DEFAULT_HEAD_RATIO = 0.2
-DEFAULT_POPULARITY_BINS = (1, 5, 10, 20, 50)
 TARGET_KEY = "rec.target"
 REPEAT_KEY = "rec.repeat"
-_PER_EVALUATION_KEYS = ("rec.topk", "rec.meanrank", "rec.score", "rec.items", "data.label")
-_EPS = 1e-9
 
 
 def _config_value(config: Any, key: str, default: Any) -> Any:
     """``config[key]``, or ``default`` when the key is absent or ``None``."""
     value = config[key] if key in config else None
     return default if value is None else value
-
-
-def item_popularity(count_items: Mapping[Any, int] | Sequence[int], num_items: int) -> np.ndarray:
-    """Training popularity of every item id ``0 .. num_items - 1`` (padding id 0 gets 0)."""
-    popularity = np.zeros(num_items, dtype=np.int64)
-    if isinstance(count_items, Mapping):
-        for item, count in count_items.items():
-            item = int(item)
-            if 0 < item < num_items:
-                popularity[item] = int(count)
-    else:
-        counts = np.asarray(count_items, dtype=np.int64).reshape(-1)[:num_items]
-        popularity[: len(counts)] = counts
-        popularity[0] = 0
-    return popularity
-
-
-def head_mask(popularity: np.ndarray, head_ratio: float) -> np.ndarray:
-    """Boolean mask over item ids marking head items (see the module docstring)."""
-    if not 0.0 <= head_ratio <= 1.0:
-        raise ValueError(f"head_ratio must lie in [0, 1], got {head_ratio}")
-    items = np.arange(1, len(popularity))
-    pop = popularity[1:]
-    n_head = min(math.floor(head_ratio * len(items) + _EPS), int((pop > 0).sum()))
-    order = np.lexsort((items, -pop))
-    mask = np.zeros(len(popularity), dtype=bool)
-    mask[items[order[:n_head]]] = True
-    return mask
-
-
-def check_popularity_bins(bins: Sequence[int]) -> list[int]:
-    """Validate lower bounds: a non-empty, strictly increasing list of non-negative integers."""
-    bounds = [int(b) for b in bins]
-    if not bounds or bounds[0] < 0 or any(a >= b for a, b in zip(bounds, bounds[1:], strict=False)):
-        raise ValueError(f"popularity_bins must be strictly increasing and >= 0, got {list(bins)}")
-    return bounds
-
-
-def group_labels(bins: Sequence[int]) -> list[str]:
-    """Labels of the popularity bins, e.g. ``['1-4', '5-9', '10-19', '20-49', '50+']``."""
-    bounds = check_popularity_bins(bins)
-    labels = []
-    for low, nxt in zip(bounds, bounds[1:], strict=False):
-        labels.append(str(low) if nxt - 1 == low else f"{low}-{nxt - 1}")
-    labels.append(f"{bounds[-1]}+")
-    return labels
-
-
-def group_index(popularity: np.ndarray, bins: Sequence[int]) -> np.ndarray:
-    """Bin index of every popularity value; -1 below the first lower bound."""
-    bounds = np.asarray(check_popularity_bins(bins), dtype=np.int64)
-    return np.searchsorted(bounds, popularity, side="right") - 1
 
 
 def target_ranks(items: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -384,73 +334,3 @@ def register_metrics() -> None:
         recbole_register.metric_types[name] = cls.metric_type
         if cls.smaller and name not in recbole_register.smaller_metrics:
             recbole_register.smaller_metrics.append(name)
-
-
-def _row_targets(n_rows: int, positive_u: torch.Tensor, positive_i: torch.Tensor) -> torch.Tensor:
-    """The single positive item of each evaluated row."""
-    rows = positive_u.long().reshape(-1)
-    counts = torch.bincount(rows, minlength=n_rows)
-    if len(counts) != n_rows or bool((counts != 1).any()):
-        raise ValueError(
-            "tail-aware metrics need exactly one target item per evaluated row "
-            "(leave-one-out sequential evaluation)"
-        )
-    targets = torch.empty(n_rows, dtype=torch.long, device=rows.device)
-    targets[rows] = positive_i.long().reshape(-1).to(rows.device)
-    return targets
-
-
-class TailAwareCollector(Collector):
-    """RecBole ``Collector`` that also records each evaluated row's target item.
-
-    * Records ``rec.target`` (shape ``(n_rows,)``) from the ``positive_u``/``positive_i`` the
-      trainer passes to :meth:`eval_batch_collect`, when a registered metric needs it.
-    * When ``max(topk)`` exceeds the number of score columns, pads the scores with ``-inf``
-      columns so the top-K lists can be built (padded ids are ``>= num_items`` and never count).
-    * :meth:`get_data_struct` moves only tensors to the CPU (RecBole 1.2.1 calls ``.cpu()`` on the
-      ``int``/``Counter`` values of ``data.num_items``/``data.count_items`` and fails) and resets
-      the per-evaluation entries, ``rec.target`` included.
-    """
-
-    def eval_batch_collect(
-        self,
-        scores_tensor: torch.Tensor,
-        interaction: Any,
-        positive_u: torch.Tensor,
-        positive_i: torch.Tensor,
-    ) -> None:
-        """Collect RecBole's entries for one batch, plus ``rec.target``."""
-        needs_topk = self.register.need("rec.items") or self.register.need("rec.topk")
-        missing = max(self.topk) - scores_tensor.shape[-1]
-        if needs_topk and scores_tensor.dim() == 2 and missing > 0:
-            pad = scores_tensor.new_full((scores_tensor.shape[0], missing), -math.inf)
-            scores_tensor = torch.cat((scores_tensor, pad), dim=1)
-        super().eval_batch_collect(scores_tensor, interaction, positive_u, positive_i)
-        if self.register.need(TARGET_KEY):
-            targets = _row_targets(scores_tensor.shape[0], positive_u, positive_i)
-            self.data_struct.update_tensor(TARGET_KEY, targets)
-        if (
-            self.register.need(REPEAT_KEY)
-            and interaction is not None
-            and REPEAT_FIELD in interaction
-        ):
-            self.data_struct.update_tensor(REPEAT_KEY, interaction[REPEAT_FIELD].reshape(-1))
-
-    def get_data_struct(self) -> DataStruct:
-        """Return the collected resources (tensors on the CPU) and reset per-evaluation ones."""
-        returned = DataStruct()
-        for key, value in self.data_struct._data_dict.items():
-            returned.set(key, value.cpu() if isinstance(value, torch.Tensor) else value)
-        for key in (*_PER_EVALUATION_KEYS, TARGET_KEY, REPEAT_KEY):
-            if key in self.data_struct:
-                del self.data_struct[key]
-        return returned
-
-
-def install_collector(trainer: Any) -> None:
-    """Replace a RecBole trainer's ``eval_collector`` by a :class:`TailAwareCollector`.
-
-    Call it right after ``Trainer.__init__`` and before ``fit`` (``fit`` hands the training data
-    to the collector) or a standalone ``evaluate``.
-    """
-    trainer.eval_collector = TailAwareCollector(trainer.config)

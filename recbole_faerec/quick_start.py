@@ -11,15 +11,13 @@ from logging import getLogger
 from pathlib import Path
 
 import torch
-from recbole.utils import get_environment, init_seed, set_color
+from recbole.utils import get_environment, set_color
 
-from recbole_faerec.compat import init_logger
 from recbole_faerec.config import build_config
-from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.metrics import register_metrics
-from recbole_faerec.model.registry import get_model
+from recbole_faerec.pipeline import build_model, prepare_data, prepare_run
+from recbole_faerec.process import init_logger
 from recbole_faerec.results import format_results_table, save_results_json
-from recbole_faerec.trainer import FAERecTrainer
 
 
 def _log_file() -> Path | None:
@@ -43,19 +41,13 @@ def run_recbole_faerec(
     ...) plus ``model_file`` (the best checkpoint) and ``results_file`` (the JSON results).
     """
     config = build_config(model, dataset, config_file_list, config_dict, base=base)
-    init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
     logger.info(config)
 
-    data = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, data)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    _, train_data, valid_data, test_data, net, trainer = prepare_run(config)
     logger.info(net)
-
-    trainer = FAERecTrainer(config, net)
     if config["resume"]:
         trainer.resume_checkpoint(config["resume"])
     best_valid_score, best_valid_result = trainer.fit(
@@ -166,14 +158,9 @@ def objective_function(
     dataset = config_dict.pop("dataset", "amazon-beauty")
     base = bool(config_dict.pop("base", False))
     config = build_config(backbone, dataset, config_file_list, config_dict, base=base)
-    init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logging.basicConfig(level=logging.ERROR)
-    data = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, data)
-    init_seed(config["seed"], config["reproducibility"])
-    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    trainer = FAERecTrainer(config, net)
+    _, train_data, valid_data, test_data, _, trainer = prepare_run(config)
     if config["resume"]:
         trainer.resume_checkpoint(config["resume"])
     best_valid_score, best_valid_result = trainer.fit(
@@ -198,12 +185,9 @@ def load_data_and_model(model_file: str | os.PathLike) -> tuple:
     register_metrics()
     checkpoint = torch.load(model_file, map_location="cpu", weights_only=False)
     config = checkpoint["config"]
-    init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
-    data = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, data)
-    init_seed(config["seed"], config["reproducibility"])
-    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    data, train_data, valid_data, test_data = prepare_data(config)
+    net = build_model(config, train_data)
     net.load_state_dict(checkpoint["state_dict"])
     net.load_other_parameter(checkpoint.get("other_parameter"))
     return config, net, data, train_data, valid_data, test_data

@@ -8,14 +8,13 @@ undefined value (``nan``, e.g. an empty group) is shown as ``nan`` and saved as 
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from recbole_faerec.io import write_json
 
 _GROUP_KEY = re.compile(r"^group(?:hit|ndcg)\[(?P<label>[^\]]+)\]@\d+$")
 
@@ -42,7 +41,8 @@ def _render(rows: Sequence[Sequence[str]], first_width: int, value_width: int) -
     return lines
 
 
-def _group_labels(values: Mapping[str, Any]) -> list[str]:
+def result_group_labels(values: Mapping[str, Any]) -> list[str]:
+    """Popularity-group labels of the ``group{hit,ndcg}[label]@k`` keys, in order of appearance."""
     labels: list[str] = []
     for key in values:
         match = _GROUP_KEY.match(key)
@@ -99,7 +99,7 @@ def format_results_table(
     tail_coverage = "/".join(_cell(values, f"tailcoverage@{k}", digits) for k in ks)
     lines.append(f"Coverage@{ks_label} {coverage}  TailCoverage@{ks_label} {tail_coverage}")
 
-    labels = _group_labels(values)
+    labels = result_group_labels(values)
     if labels:
         group_rows = [["group", f"H@{group_k}", f"N@{group_k}"]]
         for label in labels:
@@ -114,26 +114,6 @@ def format_results_table(
     return "\n".join(lines)
 
 
-def _plain(value: Any) -> Any:
-    """Convert to JSON-native values: numpy/torch scalars to numbers, non-finite floats to None."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    item = getattr(value, "item", None)
-    if callable(item):
-        return _plain(item())
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
 def save_results_json(
     result: Mapping[str, Any], path: str | os.PathLike[str], **extra: Any
 ) -> Path:
@@ -144,20 +124,4 @@ def save_results_json(
     """
     if "metrics" in extra:
         raise ValueError("'metrics' is reserved for the result mapping")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"metrics": _plain(dict(result)), **{key: _plain(v) for key, v in extra.items()}}
-    text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.chmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    return target
+    return write_json(path, {"metrics": dict(result), **extra})

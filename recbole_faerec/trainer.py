@@ -23,7 +23,7 @@ import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-from recbole_faerec.metrics import install_collector
+from recbole_faerec.collector import install_collector
 
 RESUME_SUFFIX = "-resume.pth"
 

@@ -1,16 +1,72 @@
-"""Shared fixtures: a clean command line, a private working folder and the real sample data."""
+"""Shared fixtures and fakes: a clean command line, a private working folder, the real sample data,
+one torch thread, and a fake embedding provider and item-file writer for the embedding tests."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from recbole_faerec.data.bundled import materialize_bundled_dataset
+from recbole_faerec.embeddings.providers import EmbeddingProvider
 
 SAMPLE = "amazon-beauty-sample"
+
+
+AMAZON_HEADER = [
+    "item_id:token",
+    "title:token_seq",
+    "brand:token",
+    "price:float",
+    "categories:token_seq",
+    "description:token_seq",
+]
+
+
+def write_item(path, header, rows):
+    """Write a RecBole .item file (tab-separated, no quoting) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class FakeProvider(EmbeddingProvider):
+    """Deterministic vectors from the text hash; records what it embedded; can fail on demand."""
+
+    name = "fake"
+
+    def __init__(self, batch_size=4, dim=8, fail_after_batches=None, tag="v1"):
+        super().__init__(batch_size)
+        self.out_dim = dim
+        self.fail_after_batches = fail_after_batches
+        self.tag = tag
+        self.seen: list[str] = []
+        self.batches = 0
+
+    def identity(self):
+        return {"provider": self.name, "model": self.tag, "dim": self.out_dim}
+
+    def slug(self):
+        return f"fake-{self.tag}"
+
+    def _embed(self, texts):
+        if self.fail_after_batches is not None and self.batches >= self.fail_after_batches:
+            raise RuntimeError("simulated crash")
+        self.batches += 1
+        self.seen.extend(texts)
+        return np.stack([fake_vector(t, self.out_dim) for t in texts])
+
+
+def fake_vector(text: str, dim: int = 8) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+    vec = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return vec / np.linalg.norm(vec)
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +115,13 @@ def fast_config(sample_data_path, run_dir) -> dict:
         "state": "WARNING",
         "seed": 7,
     }
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for the test: on a small, shared CPU, torch's thread pool
+    competing with other processes makes tiny models an order of magnitude slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

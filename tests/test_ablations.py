@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SAMPLE
 from recbole.utils import init_seed
 
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.model.alignment import feature_alignment_loss
 from recbole_faerec.model.faerec import FAERec
-
-SAMPLE = "amazon-beauty-sample"
 
 
 @pytest.fixture

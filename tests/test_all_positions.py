@@ -6,14 +6,13 @@ import math
 
 import pytest
 import torch
+from conftest import SAMPLE
 from recbole.data.interaction import Interaction
 
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
-from recbole_faerec.model.backbone import Backbone, next_item_targets
+from recbole_faerec.model.bare import BareBackbone, next_item_targets
 from recbole_faerec.quick_start import run_recbole_faerec
-
-SAMPLE = "amazon-beauty-sample"
 
 
 def test_next_item_targets_on_a_hand_made_sequence():
@@ -54,7 +53,7 @@ def test_training_split_keeps_the_longest_prefix_per_user(fast_config):
 def _model(config, train, loss_type):
     config["loss_type"] = loss_type
     torch.manual_seed(0)
-    return Backbone(config, train._dataset).eval()
+    return BareBackbone(config, train._dataset).eval()
 
 
 def test_negatives_never_equal_the_positive_and_padding_has_none(fast_config):
@@ -150,4 +149,4 @@ def test_all_positions_rejects_backbones_without_per_position_output(fast_config
         )
         dataset = create_dataset(config)
         train, _, _ = data_preparation(config, dataset)
-        Backbone(config, train._dataset)
+        BareBackbone(config, train._dataset)

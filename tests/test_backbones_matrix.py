@@ -6,26 +6,26 @@ import math
 
 import pytest
 import torch
+from conftest import SAMPLE
 
-from recbole_faerec.backbones import SUPPORTED, UNSUPPORTED, format_backbone_list, train_modes
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.model.faerec import FAERec
 from recbole_faerec.model.fusion import FusedItemEmbedding
+from recbole_faerec.supported_backbones import (
+    SUPPORTED,
+    UNSUPPORTED,
+    format_backbone_list,
+    train_modes,
+)
 from recbole_faerec.trainer import FAERecTrainer
 
-SAMPLE = "amazon-beauty-sample"
 #: Settings a backbone needs beyond the small shared ones (FEARec divides by n_layers - 1).
 NEEDS = {"FEARec": {"n_layers": 2}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Sixteen tiny models: one torch thread avoids oversubscription on a loaded 2-core CI box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Sixteen tiny models: one torch thread avoids oversubscription on a loaded 2-core CI box.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _other_item_tables(model: FAERec, n_items: int) -> list[str]:

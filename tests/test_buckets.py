@@ -80,7 +80,7 @@ def test_trimmed_batches_score_like_padded_ones(fast_config, backbone):
     config = build_config(backbone, "amazon-beauty-sample", config_dict=settings, base=True)
     torch.manual_seed(0)
     _, valid, _ = data_preparation(config, create_dataset(config))
-    model = get_model("Backbone")(config, valid._dataset).eval()
+    model = get_model("BareBackbone")(config, valid._dataset).eval()
     assert model.trims_padding
     batch = next(iter(valid))[0]
     padded = batch["item_id_list"].clone()

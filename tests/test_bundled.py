@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SAMPLE
 
 from recbole_faerec.data import bundled
 from recbole_faerec.data.bundled import (
@@ -20,7 +21,6 @@ from recbole_faerec.data.bundled import (
 )
 
 SHARED_BEAUTY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "amazon-beauty-5core"
-SAMPLE = "amazon-beauty-sample"
 
 
 def read_bundled(name: str, suffix: str) -> pd.DataFrame:

@@ -51,7 +51,7 @@ def test_base_runs_ignore_faerec_only_keys(sample_data_path, run_dir):
         config_dict={"data_path": str(sample_data_path), "alpha": -1.0},
         base=True,
     )
-    assert config["model"] == "Backbone"
+    assert config["model"] == "SASRec"
 
 
 def test_unknown_backbone_lists_the_choices(sample_data_path, run_dir):

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_embedding_cache import FakeProvider
-from test_prompts import AMAZON_HEADER, write_item
+from conftest import AMAZON_HEADER, FakeProvider, write_item
 
 from dataset_prep import embed
 from recbole_faerec.embeddings import table as table_module

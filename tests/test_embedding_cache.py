@@ -2,50 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from conftest import FakeProvider, fake_vector
 
 from recbole_faerec.embeddings.cache import EmbeddingCache, atomic_savez, embed_with_cache
-from recbole_faerec.embeddings.providers import EmbeddingError, EmbeddingProvider
-
-
-class FakeProvider(EmbeddingProvider):
-    """Deterministic vectors from the text hash; records what it embedded; can fail on demand."""
-
-    name = "fake"
-
-    def __init__(self, batch_size=4, dim=8, fail_after_batches=None, tag="v1"):
-        super().__init__(batch_size)
-        self.out_dim = dim
-        self.fail_after_batches = fail_after_batches
-        self.tag = tag
-        self.seen: list[str] = []
-        self.batches = 0
-
-    def identity(self):
-        return {"provider": self.name, "model": self.tag, "dim": self.out_dim}
-
-    def slug(self):
-        return f"fake-{self.tag}"
-
-    def _embed(self, texts):
-        if self.fail_after_batches is not None and self.batches >= self.fail_after_batches:
-            raise RuntimeError("simulated crash")
-        self.batches += 1
-        self.seen.extend(texts)
-        return np.stack([fake_vector(t, self.out_dim) for t in texts])
-
-
-def fake_vector(text: str, dim: int = 8) -> np.ndarray:
-    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-    vec = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
-    return vec / np.linalg.norm(vec)
-
+from recbole_faerec.embeddings.providers import EmbeddingError
 
 PROMPTS = [f"prompt number {i} " + "x" * (i % 7) for i in range(20)]
 
@@ -112,7 +78,8 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, sys
     sys.path.insert(0, {tests!r})
-    from test_embedding_cache import FakeProvider, PROMPTS
+    from conftest import FakeProvider
+    from test_embedding_cache import PROMPTS
     from recbole_faerec.embeddings.cache import EmbeddingCache, embed_with_cache
 
     class Killed(FakeProvider):

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from recbole_faerec.embeddings.openai_api import OpenAIProvider
 from recbole_faerec.embeddings.providers import (
     EmbeddingError,
     HFProvider,
-    OpenAIProvider,
     SentenceTransformersProvider,
     make_provider,
     resolve_local_model,

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_embedding_cache import FakeProvider, fake_vector
-from test_prompts import AMAZON_HEADER, write_item
+from conftest import AMAZON_HEADER, FakeProvider, fake_vector, write_item
 
 from recbole_faerec.embeddings import table as table_module
 from recbole_faerec.embeddings.prompts import build_prompts

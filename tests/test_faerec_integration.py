@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
+from conftest import SAMPLE
 
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
+from recbole_faerec.model.bare import BareBackbone
 from recbole_faerec.model.faerec import FAERec
 from recbole_faerec.model.fusion import FusedItemEmbedding
-from recbole_faerec.model.registry import get_model
 from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
 from recbole_faerec.trainer import FAERecTrainer
-
-SAMPLE = "amazon-beauty-sample"
 
 
 def _finite_metrics(result: dict) -> None:
@@ -77,35 +77,36 @@ def test_layernorm_scoring_shares_the_backbones_input_layernorm(fast_config):
     config = build_config("SASRec", SAMPLE, config_dict=settings)
     train, _, _ = data_preparation(config, create_dataset(config))
     model = FAERec(config, train._dataset).eval()
-    assert model.fusion.score_norm is model.backbone.LayerNorm
+    norm = model.backbone.LayerNorm
+    with torch.no_grad():  # a trained LayerNorm: the scoring table must follow it
+        norm.weight.mul_(2.0)
+        norm.bias.add_(0.5)
+    model.fusion.drop_eval_tables()
     e_id, e_llm = model.fusion.views()
-    torch.testing.assert_close(model.fusion.weight, model.backbone.LayerNorm(e_id + e_llm))
+    expected = F.layer_norm(e_id + e_llm, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    torch.testing.assert_close(model.fusion.weight, expected)
 
 
-def test_saved_model_reloads_with_identical_scores(fast_config):
-    result = run_recbole_faerec("SASRec", SAMPLE, config_dict=fast_config)
-    config, model, dataset, train, valid, test = load_data_and_model(result["model_file"])
-    batch = next(iter(test))[0]
-    model.eval()
-    with torch.no_grad():
-        reloaded = model.full_sort_predict(batch.to(config["device"]))
-    checkpoint = torch.load(result["model_file"], weights_only=False)
-    fresh = get_model("FAERec")(config, train._dataset)
-    fresh.load_state_dict(checkpoint["state_dict"])
-    fresh.eval()
-    with torch.no_grad():
-        again = fresh.full_sort_predict(batch)
-    torch.testing.assert_close(reloaded, again)
-    other = get_model("FAERec")(config, train._dataset).eval()
-    with torch.no_grad():
-        assert not torch.allclose(other.full_sort_predict(batch), reloaded)
+@pytest.mark.parametrize("base", [False, True], ids=["faerec", "bare"])
+def test_reloaded_checkpoint_reproduces_the_runs_test_result(fast_config, base):
+    result = run_recbole_faerec("SASRec", SAMPLE, config_dict=fast_config, base=base)
+    config, model, _, train, _, test = load_data_and_model(result["model_file"])
+    assert type(model) is (BareBackbone if base else FAERec)
+    trainer = FAERecTrainer(config, model)
+    trainer.eval_collector.data_collect(train)
+    reloaded = trainer.evaluate(test, load_best_model=False)
+    assert dict(reloaded) == pytest.approx(dict(result["test_result"]), rel=0, abs=0, nan_ok=True)
+    untrained = FAERecTrainer(config, type(model)(config, train._dataset))
+    untrained.eval_collector.data_collect(train)
+    assert untrained.evaluate(test, load_best_model=False)["ndcg@10"] != reloaded["ndcg@10"]
 
 
 def test_base_trains_the_bare_backbone(fast_config):
     result = run_recbole_faerec("SASRec", SAMPLE, config_dict=fast_config, base=True)
     _finite_metrics(result["test_result"])
+    assert Path(result["model_file"]).name.startswith("SASRec-")
     checkpoint = torch.load(result["model_file"], weights_only=False)
-    assert checkpoint["config"]["model"] == "Backbone"
+    assert checkpoint["config"]["model"] == "SASRec"
     keys = checkpoint["state_dict"].keys()
     assert "backbone.item_embedding.weight" in keys
     assert not any("llm_table" in key or "gate" in key for key in keys)
@@ -136,7 +137,7 @@ def test_each_run_in_one_process_logs_to_its_own_file(fast_config):
     first = run_recbole_faerec("SASRec", SAMPLE, config_dict=config, base=True)
     second = run_recbole_faerec("SASRec", SAMPLE, config_dict=config)
     assert first["results_file"] != second["results_file"]
-    for result, model in ((first, "Backbone"), (second, "FAERec")):
+    for result, model in ((first, "SASRec"), (second, "FAERec")):
         log = Path(result["results_file"]).with_suffix("").with_suffix(".log")
         assert log.parent.name == model
         assert "epoch 0 training" in log.read_text(encoding="utf-8")

@@ -17,15 +17,9 @@ from recbole.evaluator import evaluator as recbole_evaluator
 from recbole.evaluator import register as recbole_register
 from recbole.utils import calculate_valid_score
 
-from recbole_faerec.metrics import (
-    TailAwareCollector,
-    TailHit,
-    group_labels,
-    head_mask,
-    install_collector,
-    item_popularity,
-    register_metrics,
-)
+from recbole_faerec.collector import TailAwareCollector, install_collector
+from recbole_faerec.metrics import TailHit, register_metrics
+from recbole_faerec.popularity import group_labels, head_mask, item_popularity
 
 ALL_METRICS = [
     "Hit",
@@ -252,16 +246,14 @@ def test_registration_is_shared_and_idempotent(make_config):
     assert calculate_valid_score(result, config["valid_metric"].lower()) == 1.0
 
 
-def test_end_to_end_ml100k(make_config, monkeypatch, tmp_path, request):
+@pytest.mark.usefixtures("one_torch_thread")
+def test_end_to_end_ml100k(make_config, monkeypatch, tmp_path):
     from recbole.data import create_dataset, data_preparation
     from recbole.model.sequential_recommender import SASRec
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
     monkeypatch.chdir(tmp_path)
-    threads = torch.get_num_threads()  # one thread: far faster when other jobs share the CPUs
-    torch.set_num_threads(1)
-    request.addfinalizer(lambda: torch.set_num_threads(threads))
     config = make_config(
         topk=[5, 10, 20],
         valid_metric="TailHit@10",

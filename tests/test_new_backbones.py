@@ -22,14 +22,7 @@ SEQ_LEN = 12
 N_ITEMS = 50
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: on a small, shared CPU, torch's thread pool competing with other
-    processes makes the ml-100k runs an order of magnitude slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _FakeDataset:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import torch
+from conftest import SAMPLE
 from torch import nn
 
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
-from recbole_faerec.model.backbone import Backbone, PositionsFromEnd
-
-SAMPLE = "amazon-beauty-sample"
+from recbole_faerec.model.bare import BareBackbone, PositionsFromEnd
 
 
 def test_positions_count_back_from_the_newest_item():
@@ -27,7 +26,7 @@ def _bare(fast_config, **overrides):
     dataset = create_dataset(config)
     train, _, _ = data_preparation(config, dataset)
     torch.manual_seed(0)
-    return config, Backbone(config, train._dataset).eval()
+    return config, BareBackbone(config, train._dataset).eval()
 
 
 def test_right_padding_with_positions_from_end_equals_sasrec_on_left_padding(fast_config):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import AMAZON_HEADER, write_item
 
 from recbole_faerec.embeddings.prompts import (
     PromptTemplate,
@@ -10,23 +11,6 @@ from recbole_faerec.embeddings.prompts import (
     default_domain,
     resolve_template,
 )
-
-AMAZON_HEADER = [
-    "item_id:token",
-    "title:token_seq",
-    "brand:token",
-    "price:float",
-    "categories:token_seq",
-    "description:token_seq",
-]
-
-
-def write_item(path, header, rows):
-    """Write a RecBole .item file (tab-separated, no quoting) and return its path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def render(values, template=None, dataset="amazon-beauty", columns=None, domain=None):

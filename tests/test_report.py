@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import matplotlib.image
 import pytest
 import torch
+from conftest import SAMPLE
 
-from recbole_faerec import report as report_module
 from recbole_faerec.report import (
     ABLATIONS,
     format_report_markdown,
@@ -18,8 +18,8 @@ from recbole_faerec.report import (
     relative_improvement,
     run_report,
 )
+from recbole_faerec.report import runner as report_runner
 
-SAMPLE = "amazon-beauty-sample"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAN = float("nan")
 
@@ -123,8 +123,8 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
         config = {"seed": 5, "topk": [5, 10], "head_ratio": 0.2, "epochs": 1, "fusion": "gate"}
         return config, model, None, None, None, None
 
-    monkeypatch.setattr(report_module, "run_recbole_faerec", fake_run)
-    monkeypatch.setattr(report_module, "load_data_and_model", fake_load)
+    monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
+    monkeypatch.setattr(report_runner, "load_data_and_model", fake_load)
     out = tmp_path / "multi"
     report = run_report(
         "toy", ["SASRec", "GRU4Rec"], out, config_dict={"epochs": 1}, ablations=True, tsne_items=40
@@ -163,8 +163,8 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
         )
         return {"seed": 5, "topk": [10], "head_ratio": 0.2}, model, None, None, None, None
 
-    monkeypatch.setattr(report_module, "run_recbole_faerec", fake_run)
-    monkeypatch.setattr(report_module, "load_data_and_model", fake_load)
+    monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
+    monkeypatch.setattr(report_runner, "load_data_and_model", fake_load)
     out = tmp_path / "report"
     with pytest.raises(KeyboardInterrupt):
         run_report("toy", ["SASRec"], out, tsne_items=40)

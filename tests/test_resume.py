@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SAMPLE
 
 from recbole_faerec.quick_start import run_recbole_faerec
 from recbole_faerec.trainer import RESUME_SUFFIX
 
-SAMPLE = "amazon-beauty-sample"
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -20,7 +20,6 @@ from recbole_faerec.tune import (
     PACKAGE_ROOT,
     SearchSpaceError,
     load_search_space,
-    parse_overrides,
     parse_search_space,
     ray_param_space,
     run_sweep,
@@ -97,15 +96,24 @@ def test_shipped_spaces():
     assert load_search_space(TUNE_DIR / "smoke.yaml")["alpha"].kind == "grid"
 
 
-def test_parse_overrides():
-    assert parse_overrides(["--epochs=5", "--alpha=0.3", "--topk=[5, 10]", "--x=true"]) == {
-        "epochs": 5,
-        "alpha": 0.3,
-        "topk": [5, 10],
-        "x": True,
-    }
-    with pytest.raises(ValueError, match="--key=value"):
-        parse_overrides(["positional"])
+def test_the_search_space_language_needs_no_ray():
+    code = (
+        "import sys\n"
+        "from recbole_faerec.tune import load_search_space\n"
+        f"load_search_space({str(TUNE_DIR / 'smoke.yaml')!r})\n"
+        "assert 'ray' not in sys.modules, 'ray imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_python_m_tune_needs_a_search_space():
+    done = subprocess.run(
+        [sys.executable, "-m", "recbole_faerec.tune", "--model=SASRec"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "--tune SPACE_YAML is required" in done.stderr
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 RecBole pads every sequence to ``MAX_ITEM_LIST_LENGTH`` (50 in the paper's protocol) while most
 users of an Amazon 5-core dataset have fewer than ten items; a backbone that can cut a batch to
-its longest sequence (:data:`~recbole_faerec.backbones.TRIMMABLE`) only saves work when the batch
-holds no long sequence. These loaders order the rows so that each batch does:
+its longest sequence (:data:`~recbole_faerec.supported_backbones.TRIMMABLE`) only saves work when
+the batch holds no long sequence. These loaders order the rows so that each batch does:
 
 * training (:class:`LengthBucketTrainDataLoader`): every epoch, the rows are shuffled, split in
   pools of ``length_bucket_pool`` batches, sorted by length inside each pool and cut into batches

@@ -10,43 +10,16 @@ exist, :func:`materialize_bundled_dataset` writes the decompressed files there f
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+
+from recbole_faerec.io import atomic_open
 
 BUNDLED_DATASETS: tuple[str, ...] = ("amazon-beauty", "amazon-beauty-sample", "amazon-scientific")
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 ATOMIC_SUFFIXES: tuple[str, ...] = ("item", "inter")
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """Open a temporary file beside ``path`` and move it onto ``path`` only on success.
-
-    Parent directories are created. On any exception (including KeyboardInterrupt) the
-    temporary file is removed and ``path`` is left untouched. Text mode defaults to UTF-8 with
-    ``\\n`` line endings.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if "b" not in mode:
-        kwargs.setdefault("encoding", "utf-8")
-        kwargs.setdefault("newline", "\n")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **kwargs) as handle:
-            yield handle
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def bundled_file(name: str, suffix: str) -> Path:

@@ -20,7 +20,6 @@ from recbole.data.dataloader import FullSortEvalDataLoader, TrainDataLoader
 from recbole.data.interaction import Interaction
 from recbole.utils import ModelType
 
-from recbole_faerec.backbones import TRIMMABLE
 from recbole_faerec.data.buckets import LengthBucketTrainDataLoader, length_order
 from recbole_faerec.data.history import (
     REPEAT_FIELD,
@@ -28,6 +27,7 @@ from recbole_faerec.data.history import (
     history_index,
     repeat_flags,
 )
+from recbole_faerec.supported_backbones import TRIMMABLE
 
 
 class SequentialFullSortEvalDataLoader(FullSortEvalDataLoader):

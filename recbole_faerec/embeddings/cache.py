@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from recbole_faerec.embeddings.providers import EmbeddingError, EmbeddingProvider
+from recbole_faerec.io import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +34,8 @@ KEY_BYTES = 32
 
 def atomic_savez(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """``np.savez`` to a temporary file beside ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 @dataclass

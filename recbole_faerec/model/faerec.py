@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from recbole_faerec.model.alignment import feature_alignment_loss, item_alignment_loss
-from recbole_faerec.model.backbone import Backbone
+from recbole_faerec.model.bare import BareBackbone
 from recbole_faerec.model.curriculum import alignment_weight
 from recbole_faerec.model.fusion import (
     FUSION_MODES,
@@ -91,7 +91,7 @@ def validate_faerec_config(config) -> None:
     _require(negatives is None or negatives >= 1, "align_max_negatives", negatives, "null or >= 1")
 
 
-class FAERec(Backbone):
+class FAERec(BareBackbone):
     """FAERec around the RecBole sequential model named by ``config['backbone']``."""
 
     loss_names = ("rec", "item_align", "feature_align")

@@ -1,4 +1,10 @@
-"""Model lookup: the plugin's own models first, then RecBole's."""
+"""Model lookup by name: the plugin's own models first, then RecBole's.
+
+A bare (``--base``) run is named after its backbone, ``config['model'] == config['backbone']``
+(e.g. ``SASRec``), because RecBole names a run's log folder and file and its checkpoints after
+``config['model']``; :func:`model_class` maps such a config to :class:`BareBackbone`, not to
+RecBole's class of that name.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from recbole.utils import get_model as recbole_get_model
 
 _PLUGIN_MODELS = {
     "FAERec": "recbole_faerec.model.faerec",
-    "Backbone": "recbole_faerec.model.backbone",
+    "BareBackbone": "recbole_faerec.model.bare",
     "FMLPRec": "recbole_faerec.model.sequential_recommender.fmlprec",
     "LRURec": "recbole_faerec.model.sequential_recommender.lrurec",
     "gMLP": "recbole_faerec.model.sequential_recommender.gmlp",
@@ -26,6 +32,13 @@ def get_model(name: str) -> type:
     if name in _PLUGIN_MODELS:
         return getattr(importlib.import_module(_PLUGIN_MODELS[name]), name)
     return recbole_get_model(name)
+
+
+def model_class(config) -> type:
+    """Class that builds the model of ``config``: the bare backbone for a bare run (named after
+    its backbone), else the model ``config['model']`` names."""
+    name = config["model"]
+    return get_model("BareBackbone" if name == config["backbone"] else name)
 
 
 def get_sequential_model(name: str) -> type[SequentialRecommender]:

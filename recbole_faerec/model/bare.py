@@ -1,6 +1,6 @@
 """A RecBole sequential backbone behind the plugin's training protocol.
 
-:class:`Backbone` is what ``--base`` trains: the backbone's own encoder, item table and scoring,
+:class:`BareBackbone` is what ``--base`` trains: the backbone's own encoder, item table and scoring,
 with the plugin's loss choices (RecBole's ``CE`` and ``BPR`` and the paper's ``BCE``) and data
 pipeline, so that a bare run and a FAERec run differ only in FAERec itself.
 :class:`~recbole_faerec.model.faerec.FAERec` extends it.
@@ -11,7 +11,7 @@ Training modes (``train_mode``):
 * ``all_positions`` (the paper's and SASRec's original protocol): one sample per user, the loss
   at every non-padding position, the target of position ``p`` being the item at ``p + 1`` (the
   row's target for the last position). It needs a backbone whose ``forward`` ends with
-  ``gather_indexes`` over a causal per-position output; :meth:`Backbone.sequence_output` takes
+  ``gather_indexes`` over a causal per-position output; :meth:`BareBackbone.sequence_output` takes
   that output by shadowing ``gather_indexes`` on the instance for the call.
 """
 
@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from torch import nn
 
-from recbole_faerec.backbones import TRIMMABLE, check_backbone
 from recbole_faerec.model.losses import chunked_cross_entropy
 from recbole_faerec.model.registry import get_sequential_model
+from recbole_faerec.supported_backbones import TRIMMABLE, check_backbone
 
 LOSS_TYPES = ("CE", "BPR", "BCE")
 ALL_POSITION_LOSSES = ("CE", "BCE")
@@ -89,6 +89,8 @@ def build_backbone(config, dataset) -> SequentialRecommender:
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type: '{loss_type}' is not one of {', '.join(LOSS_TYPES)}.")
     check_backbone(name, cls, loss_type, config["train_mode"] or "prefix")
+    # RecBole's models read `loss_type` from the config in __init__ (their only input) and raise
+    # for anything but CE and BPR, so the config says CE for the call and is restored after.
     config["loss_type"] = "CE" if loss_type == "BCE" else loss_type
     try:
         model = cls(config, dataset)
@@ -104,7 +106,7 @@ def build_backbone(config, dataset) -> SequentialRecommender:
     return model
 
 
-class Backbone(SequentialRecommender):
+class BareBackbone(SequentialRecommender):
     """The bare backbone named by ``config['backbone']``, trained by the plugin's pipeline."""
 
     loss_names: tuple[str, ...] = ("rec",)
@@ -139,8 +141,8 @@ class Backbone(SequentialRecommender):
 
     def trim_padding(self, interaction) -> None:
         """Cut the batch's sequences to the longest one when the backbone allows it
-        (:data:`~recbole_faerec.backbones.TRIMMABLE`): the output is the same, the work smaller.
-        With ``positions_from_end`` it also tells the position table the sequence lengths."""
+        (:data:`~recbole_faerec.supported_backbones.TRIMMABLE`): the output is the same, the work
+        smaller. With ``positions_from_end`` it also tells the position table the lengths."""
         self._bind_lengths(interaction[self.ITEM_SEQ_LEN])
         if self.trims_padding:
             longest = max(int(interaction[self.ITEM_SEQ_LEN].max()), 1)
@@ -157,6 +159,9 @@ class Backbone(SequentialRecommender):
     def sequence_output(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The backbone's causal output at every position, shape (batch, length, hidden)."""
         self._bind_lengths(item_seq_len)
+        # RecBole's models end forward() with `self.gather_indexes(output, item_seq_len - 1)` and
+        # give the per-position output no other way (no flag; the layers before it differ per
+        # model): an instance attribute shadows the method for this one call only.
         self.backbone.gather_indexes = _all_positions
         try:
             return self.backbone(item_seq, item_seq_len)

@@ -5,7 +5,7 @@ scores items with ``self.item_embedding.weight`` / ``self.item_embedding(ids)``:
 one module. A model is *supported* when it is listed here and was verified end to end
 (``tests/test_backbones_matrix.py``). ``BCE`` needs ``forward(item_seq, item_seq_len)``
 returning the sequence representation; ``all_positions`` additionally needs that output to be
-causal per position before the final ``gather_indexes`` (see :mod:`recbole_faerec.model.backbone`).
+causal per position before the final ``gather_indexes`` (see :mod:`recbole_faerec.model.bare`).
 """
 
 from __future__ import annotations

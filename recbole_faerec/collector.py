@@ -1,0 +1,85 @@
+"""RecBole's evaluation ``Collector`` extended with each row's target item and repeat flag,
+which the tail-aware metrics of :mod:`recbole_faerec.metrics` need."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from recbole.evaluator.collector import Collector, DataStruct
+
+from recbole_faerec.data.history import REPEAT_FIELD
+from recbole_faerec.metrics import REPEAT_KEY, TARGET_KEY
+
+_PER_EVALUATION_KEYS = ("rec.topk", "rec.meanrank", "rec.score", "rec.items", "data.label")
+
+
+def _row_targets(n_rows: int, positive_u: torch.Tensor, positive_i: torch.Tensor) -> torch.Tensor:
+    """The single positive item of each evaluated row."""
+    rows = positive_u.long().reshape(-1)
+    counts = torch.bincount(rows, minlength=n_rows)
+    if len(counts) != n_rows or bool((counts != 1).any()):
+        raise ValueError(
+            "tail-aware metrics need exactly one target item per evaluated row "
+            "(leave-one-out sequential evaluation)"
+        )
+    targets = torch.empty(n_rows, dtype=torch.long, device=rows.device)
+    targets[rows] = positive_i.long().reshape(-1).to(rows.device)
+    return targets
+
+
+class TailAwareCollector(Collector):
+    """RecBole ``Collector`` that also records each evaluated row's target item.
+
+    * Records ``rec.target`` (shape ``(n_rows,)``) from the ``positive_u``/``positive_i`` the
+      trainer passes to :meth:`eval_batch_collect`, when a registered metric needs it.
+    * When ``max(topk)`` exceeds the number of score columns, pads the scores with ``-inf``
+      columns so the top-K lists can be built (padded ids are ``>= num_items`` and never count).
+    * :meth:`get_data_struct` moves only tensors to the CPU (RecBole 1.2.1 calls ``.cpu()`` on the
+      ``int``/``Counter`` values of ``data.num_items``/``data.count_items`` and fails) and resets
+      the per-evaluation entries, ``rec.target`` included.
+    """
+
+    def eval_batch_collect(
+        self,
+        scores_tensor: torch.Tensor,
+        interaction: Any,
+        positive_u: torch.Tensor,
+        positive_i: torch.Tensor,
+    ) -> None:
+        """Collect RecBole's entries for one batch, plus ``rec.target``."""
+        needs_topk = self.register.need("rec.items") or self.register.need("rec.topk")
+        missing = max(self.topk) - scores_tensor.shape[-1]
+        if needs_topk and scores_tensor.dim() == 2 and missing > 0:
+            pad = scores_tensor.new_full((scores_tensor.shape[0], missing), -math.inf)
+            scores_tensor = torch.cat((scores_tensor, pad), dim=1)
+        super().eval_batch_collect(scores_tensor, interaction, positive_u, positive_i)
+        if self.register.need(TARGET_KEY):
+            targets = _row_targets(scores_tensor.shape[0], positive_u, positive_i)
+            self.data_struct.update_tensor(TARGET_KEY, targets)
+        if (
+            self.register.need(REPEAT_KEY)
+            and interaction is not None
+            and REPEAT_FIELD in interaction
+        ):
+            self.data_struct.update_tensor(REPEAT_KEY, interaction[REPEAT_FIELD].reshape(-1))
+
+    def get_data_struct(self) -> DataStruct:
+        """Return the collected resources (tensors on the CPU) and reset per-evaluation ones."""
+        returned = DataStruct()
+        for key, value in self.data_struct._data_dict.items():
+            returned.set(key, value.cpu() if isinstance(value, torch.Tensor) else value)
+        for key in (*_PER_EVALUATION_KEYS, TARGET_KEY, REPEAT_KEY):
+            if key in self.data_struct:
+                del self.data_struct[key]
+        return returned
+
+
+def install_collector(trainer: Any) -> None:
+    """Replace a RecBole trainer's ``eval_collector`` by a :class:`TailAwareCollector`.
+
+    Call it right after ``Trainer.__init__`` and before ``fit`` (``fit`` hands the training data
+    to the collector) or a standalone ``evaluate``.
+    """
+    trainer.eval_collector = TailAwareCollector(trainer.config)

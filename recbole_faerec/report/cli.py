@@ -1,0 +1,62 @@
+"""The report's command line: ``python -m recbole_faerec.report``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from recbole_faerec.config import split_config_files
+from recbole_faerec.io import parse_overrides
+from recbole_faerec.report.runner import run_report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The report's argument parser; other ``--key=value`` flags are config overrides."""
+    parser = argparse.ArgumentParser(
+        prog="python -m recbole_faerec.report",
+        description="Train the bare backbone and FAERec (and ablations) with the same seed and "
+        "settings and write results.json, results.md, groups.png and tsne.png. Any other "
+        "--key=value is a config override for every run (e.g. --epochs=5).",
+    )
+    parser.add_argument("--dataset", "-d", required=True, help="dataset name")
+    parser.add_argument(
+        "--model", "-m", required=True, help="backbone, or a comma-separated list of backbones"
+    )
+    parser.add_argument("--out", default=None, help="output folder (default reports/D-M)")
+    parser.add_argument(
+        "--config_files", default=None, help="space-separated yaml files (RecBole style)"
+    )
+    parser.add_argument(
+        "--ablations", action="store_true", help="also run FAERec with each Table 3 switch off"
+    )
+    parser.add_argument(
+        "--tsne-items", type=int, default=1000, help="items sampled for the t-SNE (default 1000)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs that this same command already finished (from results.json)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args, extra = build_parser().parse_known_args(argv)
+    backbones = [name.strip() for name in args.model.split(",") if name.strip()]
+    config_files = split_config_files(args.config_files)
+    try:
+        overrides = parse_overrides(extra, literal=False)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    run_report(
+        args.dataset,
+        backbones,
+        out=args.out,
+        config_file_list=config_files,
+        config_dict=overrides,
+        ablations=args.ablations,
+        tsne_items=args.tsne_items,
+        resume=args.resume,
+    )
+    return 0

@@ -1,0 +1,251 @@
+"""Running a report: every variant of every backbone, resumable, then the report files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from recbole_faerec.config import PROPERTIES_DIR
+from recbole_faerec.popularity import DEFAULT_HEAD_RATIO
+from recbole_faerec.process import hidden_command_line
+from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
+from recbole_faerec.report.plots import item_views, plot_groups, plot_tsne
+from recbole_faerec.report.tables import (
+    BASE,
+    FAEREC,
+    format_report_markdown,
+    metric_value,
+    value_cell,
+)
+from recbole_faerec.results import save_results_json
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "w/o AGF": {"fusion": "sum"},
+    "w/o ILA": {"item_alignment": False},
+    "w/o FLA": {"feature_alignment": False},
+    "w/o CLS": {"curriculum": False},
+    "w/o PG": {"popularity_groups": False},
+}
+
+_SETTING_KEYS = (
+    "model",
+    "backbone",
+    "dataset",
+    "seed",
+    "reproducibility",
+    "device",
+    "epochs",
+    "stopping_step",
+    "train_batch_size",
+    "eval_batch_size",
+    "learning_rate",
+    "n_layers",
+    "n_heads",
+    "MAX_ITEM_LIST_LENGTH",
+    "repeatable",
+    "eval_args",
+)
+
+#: The keys that name the evaluation/training protocol, recorded next to the numbers.
+PROTOCOL_KEYS = ("repeatable", "MAX_ITEM_LIST_LENGTH", "loss_type", "train_mode", "eval_args")
+
+_SETTING_FILES = ("metrics.yaml", "embedding.yaml", "model/FAERec.yaml")
+
+_JSON_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
+
+
+def _say(message: str) -> None:
+    tqdm.write(f"[report] {message}", file=sys.stderr)
+
+
+def _setting_keys(overrides: Mapping[str, Any]) -> list[str]:
+    """Keys worth recording: a fixed protocol list, the plugin's yaml keys and the overrides."""
+    import yaml
+
+    keys = list(_SETTING_KEYS)
+    for name in _SETTING_FILES:
+        path = PROPERTIES_DIR / name
+        if path.is_file():
+            keys += list(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    keys += list(overrides)
+    return list(dict.fromkeys(keys))
+
+
+def effective_settings(config: Any, keys: Sequence[str]) -> dict[str, Any]:
+    """``config[key]`` for the ``keys`` it holds; values JSON cannot hold become strings."""
+    settings = {}
+    for key in keys:
+        if key in config:
+            value = config[key]
+            settings[key] = value if isinstance(value, _JSON_TYPES) else str(value)
+    return settings
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count, platform and library versions of this machine."""
+    import recbole
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "recbole": recbole.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def _cli_value(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def report_command(
+    dataset: str,
+    backbones: Sequence[str],
+    out: Path,
+    config_file_list: Sequence[str] | None,
+    overrides: Mapping[str, Any],
+    ablations: bool,
+    tsne_items: int,
+) -> str:
+    """The command line that reproduces a report."""
+    args = ["python", "-m", "recbole_faerec.report", "--dataset", dataset]
+    args += ["--model", ",".join(backbones), "--out", str(out)]
+    if config_file_list:
+        args += ["--config_files", " ".join(str(f) for f in config_file_list)]
+    if ablations:
+        args.append("--ablations")
+    args += ["--tsne-items", str(tsne_items)]
+    args += [f"--{key}={_cli_value(value)}" for key, value in overrides.items()]
+    return shlex.join(args)
+
+
+def finished_runs(path: Path, command: str) -> tuple[dict, dict, dict]:
+    """Metrics, wall times and model files of the runs that a report with the same ``command``
+    already finished and recorded in ``path`` (``results.json``); empty when there are none.
+    An undefined metric reads back as None, which the tables and plots treat like nan."""
+    if not path.is_file():
+        return {}, {}, {}
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if saved.get("command") != command:
+        return {}, {}, {}
+    return saved.get("metrics", {}), saved.get("wall_time_s", {}), saved.get("model_files", {})
+
+
+def run_report(
+    dataset: str,
+    backbones: Sequence[str],
+    out: str | os.PathLike[str] | None = None,
+    config_file_list: Sequence[str] | None = None,
+    config_dict: Mapping[str, Any] | None = None,
+    ablations: bool = False,
+    tsne_items: int = 1000,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train every variant of every backbone, then write the report files; returns the JSON dict.
+
+    ``results.json`` is rewritten (atomically) after every finished run; with ``resume``, the
+    runs that the same command already finished (and whose model file still exists) are kept
+    instead of trained again.
+    """
+    backbones = list(backbones)
+    overrides = dict(config_dict or {})
+    out_dir = Path(out or Path("reports") / f"{dataset}-{'_'.join(backbones)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    variants = {BASE: {}, FAEREC: {}, **(ABLATIONS if ablations else {})}
+    command = report_command(
+        dataset, backbones, out_dir, config_file_list, overrides, ablations, tsne_items
+    )
+    keys = _setting_keys(overrides)
+    results_path = out_dir / "results.json"
+    metrics: dict[str, dict[str, Any]] = {}
+    walls: dict[str, dict[str, float]] = {}
+    files: dict[str, dict[str, str | None]] = {}
+    if resume:
+        metrics, walls, files = finished_runs(results_path, command)
+    settings: dict[str, dict[str, Any]] = {}
+    views: dict[str, dict[str, np.ndarray]] = {}
+    seed = None
+    progress = tqdm(total=len(backbones) * (len(variants) + 1), desc="report", unit="run")
+    with progress, hidden_command_line():
+        for backbone in backbones:
+            for variant, switches in variants.items():
+                progress.set_postfix_str(f"{backbone} {variant}")
+                done = files.get(backbone, {}).get(variant)
+                if variant in metrics.get(backbone, {}) and done and Path(done).is_file():
+                    _say(f"{backbone} {variant}: kept from {results_path}")
+                    progress.update()
+                    continue
+                start = time.perf_counter()
+                result = run_recbole_faerec(
+                    backbone,
+                    dataset,
+                    config_file_list,
+                    {**overrides, **switches},
+                    saved=True,
+                    base=variant == BASE,
+                )
+                walls.setdefault(backbone, {})[variant] = time.perf_counter() - start
+                metrics.setdefault(backbone, {})[variant] = dict(result["test_result"])
+                files.setdefault(backbone, {})[variant] = result["model_file"]
+                save_results_json(
+                    metrics,
+                    results_path,
+                    complete=False,
+                    wall_time_s=walls,
+                    model_files=files,
+                    command=command,
+                )
+                hit = metric_value(result["test_result"], "hit@10")
+                _say(
+                    f"{backbone} {variant}: {walls[backbone][variant]:.1f}s, "
+                    f"test H@10 {value_cell(hit)}"
+                )
+                progress.update()
+            progress.set_postfix_str(f"{backbone} embeddings")
+            config, model, *_ = load_data_and_model(files[backbone][FAEREC])
+            settings[backbone] = effective_settings(config, keys)
+            seed = config["seed"] if seed is None else seed
+            head_ratio = config["head_ratio"] if "head_ratio" in config else None
+            views[backbone] = item_views(
+                model, tsne_items, config["seed"], head_ratio or DEFAULT_HEAD_RATIO
+            )
+            progress.update()
+            del model
+    topk = settings[backbones[0]].get("topk") or [10]
+    first = settings[backbones[0]]
+    extra = {
+        "protocol": {key: first.get(key) for key in PROTOCOL_KEYS},
+        "wall_time_s": walls,
+        "model_files": files,
+        "settings": settings,
+        "dataset": dataset,
+        "backbones": backbones,
+        "variants": list(variants),
+        "k": 10 if 10 in topk else max(topk),
+        "seed": seed,
+        "overrides": overrides,
+        "config_files": [str(f) for f in config_file_list or []],
+        "machine": machine_info(),
+        "command": command,
+    }
+    save_results_json(metrics, results_path, complete=True, **extra)
+    report = {"metrics": metrics, **extra}
+    (out_dir / "results.md").write_text(format_report_markdown(report), encoding="utf-8")
+    plot_groups(report, out_dir / "groups.png")
+    _say(f"t-SNE of {tsne_items} items per backbone")
+    plot_tsne(views, out_dir / "tsne.png", seed)
+    _say(f"wrote {out_dir}/results.json, results.md, groups.png, tsne.png")
+    return report

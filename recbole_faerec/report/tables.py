@@ -1,0 +1,145 @@
+"""The report's Markdown (``results.md``): Table 2 layout, coverage, groups and wall times."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from recbole_faerec.results import result_group_labels
+
+BASE, FAEREC = "base", "faerec"
+
+IMPROVEMENT = "Improv."
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def relative_improvement(base: Any, new: Any) -> float | None:
+    """``100 * (new - base) / base`` in percent; None when undefined (missing, nan or base 0)."""
+    base, new = _number(base), _number(new)
+    if base is None or new is None or base == 0:
+        return None
+    return 100.0 * (new - base) / base
+
+
+def metric_value(result: Mapping[str, Any], key: str) -> float | None:
+    """``result[key]`` (case-insensitive) as a finite float, else None."""
+    return _number({str(k).lower(): v for k, v in result.items()}.get(key.lower()))
+
+
+def value_cell(value: float | None, digits: int = 4) -> str:
+    """A metric cell: four decimals, ``-`` when undefined."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _percent_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}%"
+
+
+def variant_label(backbone: str, variant: str) -> str:
+    """Row label: the backbone's name for ``base``, ``FAERec`` and ``FAERec w/o ...``."""
+    if variant == BASE:
+        return backbone
+    return "FAERec" if variant == FAEREC else f"FAERec {variant}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """GitHub markdown table, first two columns left-aligned, the rest right-aligned."""
+    align = [":--" if i < 2 else "--:" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _metric_rows(
+    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], keys: Sequence[str]
+) -> list[list[str]]:
+    """Per backbone: base, FAERec, relative improvement, then the ablation rows."""
+    rows = []
+    for backbone, variants in metrics.items():
+        for variant, result in variants.items():
+            values = [metric_value(result, key) for key in keys]
+            rows.append([backbone, variant_label(backbone, variant), *map(value_cell, values)])
+            if variant == FAEREC and BASE in variants:
+                gains = [
+                    relative_improvement(metric_value(variants[BASE], key), value)
+                    for key, value in zip(keys, values, strict=True)
+                ]
+                rows.append([backbone, IMPROVEMENT, *map(_percent_cell, gains)])
+    return rows
+
+
+def group_labels_of(metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], k: int) -> list[str]:
+    """Popularity-group labels found at ``@k`` in any result, in order of appearance."""
+    labels: list[str] = []
+    for variants in metrics.values():
+        for result in variants.values():
+            at_k = {key: v for key, v in result.items() if str(key).lower().endswith(f"@{k}")}
+            labels += [label for label in result_group_labels(at_k) if label not in labels]
+    return labels
+
+
+def format_report_markdown(report: Mapping[str, Any]) -> str:
+    """``results.md`` from the ``results.json`` mapping (see the module docstring)."""
+    k = report["k"]
+    metrics = report["metrics"]
+    main_keys = [f"{p}{m}@{k}" for p in ("", "tail", "head") for m in ("hit", "ndcg")]
+    main_header = [f"{p}{m}@{k}" for p in ("", "Tail ", "Head ") for m in ("H", "N")]
+    coverage_keys = [f"coverage@{k}", f"tailcoverage@{k}"]
+    labels = group_labels_of(metrics, k)
+    walls = report.get("wall_time_s", {})
+    wall_rows = [
+        [backbone, variant_label(backbone, variant), f"{seconds:.1f}"]
+        for backbone, variants in walls.items()
+        for variant, seconds in variants.items()
+    ]
+    parts = [
+        f"# FAERec report: {', '.join(metrics)} on {report.get('dataset', '?')}",
+        f"Test split, K = {k}, seed {report.get('seed', '?')}. {IMPROVEMENT} is the relative "
+        "improvement of FAERec over the bare backbone; `-` marks an undefined value "
+        "(e.g. an empty group).",
+        f"Reproduce with:\n\n```\n{report.get('command', '')}\n```",
+        "Protocol: "
+        + ", ".join(f"`{key}: {value}`" for key, value in report.get("protocol", {}).items()),
+        "## Overall, tail and head accuracy (Table 2)\n\n"
+        + markdown_table(["Backbone", "Model", *main_header], _metric_rows(metrics, main_keys)),
+        "## Coverage (Table 5)\n\n"
+        + markdown_table(
+            ["Backbone", "Model", f"Coverage@{k}", f"TailCoverage@{k}"],
+            _metric_rows(metrics, coverage_keys),
+        ),
+    ]
+    repeat_keys = [f"{p}{m}@{k}" for p in ("repeat", "new") for m in ("hit", "ndcg")]
+    if any(
+        metric_value(result, key) is not None
+        for r in metrics.values()
+        for result in r.values()
+        for key in repeat_keys
+    ):
+        parts.append(
+            "## Targets the user had before (repeat) and new ones\n\n"
+            + markdown_table(
+                ["Backbone", "Model", f"Repeat H@{k}", f"Repeat N@{k}", f"New H@{k}", f"New N@{k}"],
+                _metric_rows(metrics, repeat_keys),
+            )
+        )
+    if labels:
+        group_keys = [f"grouphit[{label}]@{k}" for label in labels]
+        parts.append(
+            f"## H@{k} per training-popularity group (Figure 4)\n\n"
+            + markdown_table(["Backbone", "Model", *labels], _metric_rows(metrics, group_keys))
+        )
+    if wall_rows:
+        parts.append("## Wall time\n\n" + markdown_table(["Backbone", "Run", "s"], wall_rows))
+    machine = report.get("machine")
+    if machine:
+        parts.append(
+            "Machine: " + ", ".join(f"{key} {value}" for key, value in machine.items()) + "."
+        )
+    return "\n\n".join(parts) + "\n"
