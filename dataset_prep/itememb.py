@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_faerec.data.bundled import atomic_open
+from recbole_faerec.io import atomic_open
 
 ID_FIELD = "iid"
 VECTOR_FIELD = "item_emb"

@@ -21,8 +21,7 @@ from recbole.data import data_preparation as recbole_data_preparation
 
 from dataset_prep.itememb import write_itememb
 from recbole_faerec.config import build_config
-from recbole_faerec.data.dataset import create_dataset, data_preparation
-from recbole_faerec.model.registry import get_model
+from recbole_faerec.pipeline import build_model, prepare_data
 
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM = ROOT / "upstream"
@@ -225,9 +224,8 @@ def test_the_upstream_model_and_the_plugin_agree(sample_data_path, fast_config, 
         "align_max_negatives": None,
     }
     config = build_config("SASRec", SAMPLE, config_dict=plugin_settings)
-    plugin_data = create_dataset(config)
-    train, _, test = data_preparation(config, plugin_data)
-    plugin = get_model("FAERec")(config, train._dataset)
+    plugin_data, train, _, test = prepare_data(config)
+    plugin = build_model(config, train)
 
     folder = tmp_path / SAMPLE
     folder.mkdir()
