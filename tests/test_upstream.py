@@ -201,7 +201,11 @@ def _upstream_name(name: str) -> str:
     return name
 
 
-def test_the_upstream_model_and_the_plugin_agree(sample_data_path, fast_config, tmp_path):
+@pytest.mark.parametrize("loss_type", ["CE", "BPR"])
+def test_the_upstream_model_and_the_plugin_agree(
+    sample_data_path, fast_config, tmp_path, loss_type
+):
+    sampler = {"distribution": "uniform", "sample_num": 1} if loss_type == "BPR" else None
     shared = {
         "MAX_ITEM_LIST_LENGTH": 10,
         "hidden_size": 32,
@@ -211,8 +215,8 @@ def test_the_upstream_model_and_the_plugin_agree(sample_data_path, fast_config, 
         "hidden_dropout_prob": 0.0,
         "attn_dropout_prob": 0.0,
         "projection_dropout": 0.0,
-        "loss_type": "CE",
-        "train_neg_sample_args": None,
+        "loss_type": loss_type,
+        "train_neg_sample_args": sampler,
         "seed": 7,
     }
     plugin_settings = {
@@ -238,8 +242,8 @@ def test_the_upstream_model_and_the_plugin_agree(sample_data_path, fast_config, 
         dataset=SAMPLE,
         config_file_list=[str(UPSTREAM / "recbole/properties/model/FAERec.yaml")],
         config_dict={
-            **shared,
             **ITEMEMB_KEYS,
+            **shared,
             "data_path": str(tmp_path),
             "load_col": {
                 "inter": ["user_id", "item_id", "timestamp"],
