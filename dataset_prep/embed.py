@@ -3,7 +3,7 @@
     python -m dataset_prep.embed --data-path DIR --dataset NAME [--model M]
         [--provider hf|sentence-transformers|openai] [--batch-size N] [--max-length N]
         [--pooling mean|cls|last] [--template T] [--domain D] [--api-base URL] [--out FILE]
-        [--format npz|itememb]
+        [--device auto|cpu|cuda] [--half] [--format npz|itememb]
 
 ``DIR/NAME/NAME.item`` is read (a bundled dataset without an item file in ``DIR`` is written there
 first); the table goes to ``--out`` or to the default location used by training runs
@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key-env", help="openai: environment variable with the API key")
     parser.add_argument("--cache-dir", help="per-prompt vector cache folder")
     parser.add_argument("--allow-download", action="store_true", help="allow hub downloads")
+    parser.add_argument("--device", help="hf/sentence-transformers: auto, cpu, cuda or cuda:N")
+    parser.add_argument("--half", action="store_true", help="float16 encoder (CUDA only)")
     parser.add_argument("--out", help="output .npz (default: the training runs' location)")
     parser.add_argument("--force", action="store_true", help="rewrite an up-to-date table")
     parser.add_argument(
@@ -70,6 +72,8 @@ def settings_from_args(args: argparse.Namespace) -> EmbeddingSettings:
         "api_key_env": args.api_key_env,
         "cache_dir": args.cache_dir,
         "allow_download": args.allow_download or None,
+        "device": args.device,
+        "half": args.half or None,
     }
     return dataclasses.replace(
         EmbeddingSettings(), **{k: v for k, v in overrides.items() if v is not None}

@@ -18,6 +18,7 @@ from recbole_faerec.embeddings.providers import (
     HFProvider,
     SentenceTransformersProvider,
     make_provider,
+    resolve_device,
     resolve_local_model,
     validate_vectors,
 )
@@ -72,6 +73,36 @@ def test_sentence_transformers_matches_hf_mean_pooling(minilm_vectors):
     _, hf_vecs = minilm_vectors
     st_vecs = SentenceTransformersProvider(batch_size=4).embed(TEXTS)
     np.testing.assert_allclose(st_vecs, hf_vecs, atol=1e-4)
+
+
+def test_embedding_device_auto_follows_cuda_and_bad_choices_name_the_key(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("CPU") == "cpu"
+    with pytest.raises(EmbeddingError, match=r"embedding_device: 'cuda' but no CUDA GPU.*fix: "):
+        resolve_device("cuda")
+    with pytest.raises(EmbeddingError, match=r"embedding_half: True needs a CUDA device.*; fix: "):
+        resolve_device("auto", half=True)
+    with pytest.raises(ValueError, match=r"embedding_device: 'tpu' is not a device; fix: "):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1", half=True) == "cuda:1"
+
+
+def test_half_precision_vectors_are_cached_apart(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    full, half = HFProvider(device="cuda"), HFProvider(device="cuda", half=True)
+    assert full.identity() == HFProvider(device="cpu").identity()
+    assert half.identity() == {**full.identity(), "dtype": "float16"}
+
+
+def test_an_explicit_cpu_device_gives_the_default_vectors(minilm_vectors):
+    provider, vectors = minilm_vectors
+    assert provider.device == "cpu"
+    np.testing.assert_array_equal(HFProvider(batch_size=3, device="cpu").embed(TEXTS), vectors)
 
 
 def test_missing_model_path_and_unknown_names(tmp_path):

@@ -121,6 +121,36 @@ def model_fingerprint(path: str) -> str:
     return digest.hexdigest()[:16]
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str = "auto", half: bool = False) -> str:
+    """The torch device of ``embedding_device``: ``auto`` is CUDA when a GPU is visible, else CPU.
+
+    ``cuda`` (or ``cuda:N``) without a visible GPU, and ``embedding_half`` off CUDA, are errors.
+    """
+    import torch
+
+    name = str(device or "auto").strip().lower()
+    if name not in DEVICES and not re.fullmatch(r"cuda:\d+", name):
+        raise ValueError(
+            f"embedding_device: {device!r} is not a device; fix: choose auto, cpu, cuda or cuda:N."
+        )
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EmbeddingError(
+            f"embedding_device: {device!r} but no CUDA GPU is visible; fix: "
+            "embedding_device: auto (or cpu)."
+        )
+    if half and not name.startswith("cuda"):
+        raise EmbeddingError(
+            "embedding_half: True needs a CUDA device (float16 on CPU is slow and inexact); fix: "
+            "embedding_half: False, or embedding_device: cuda on a GPU machine."
+        )
+    return name
+
+
 class EmbeddingProvider(ABC):
     """Turns a batch of texts into validated, L2-normalised float32 vectors."""
 
@@ -164,6 +194,8 @@ class HFProvider(EmbeddingProvider):
         max_length: int = 256,
         batch_size: int = 64,
         allow_download: bool = False,
+        device: str = "auto",
+        half: bool = False,
     ) -> None:
         super().__init__(batch_size)
         if pooling not in POOLINGS:
@@ -173,6 +205,8 @@ class HFProvider(EmbeddingProvider):
         self.pooling = pooling
         self.max_length = int(max_length)
         self.allow_download = allow_download
+        self.device = resolve_device(device, half)
+        self.half = half
         self._tokenizer: Any = None
         self._model: Any = None
 
@@ -182,12 +216,15 @@ class HFProvider(EmbeddingProvider):
         return self.model_name
 
     def identity(self) -> dict[str, Any]:
-        return {
+        identity = {
             "provider": self.name,
             "model": self._model_id(),
             "pooling": self.pooling,
             "max_length": self.max_length,
         }
+        if self.half:
+            identity["dtype"] = "float16"
+        return identity
 
     def _readable_model(self) -> str:
         if self.is_default:
@@ -217,7 +254,8 @@ class HFProvider(EmbeddingProvider):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         self._tokenizer = tokenizer
-        self._model = model.eval()
+        model = model.to(self.device).eval()
+        self._model = model.half() if self.half else model
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -230,7 +268,7 @@ class HFProvider(EmbeddingProvider):
             truncation=True,
             max_length=self.max_length,
             return_tensors="pt",
-        )
+        ).to(self.device)
         with torch.inference_mode():
             hidden = self._model(**enc).last_hidden_state
             mask = enc["attention_mask"].to(hidden.dtype)
@@ -240,10 +278,10 @@ class HFProvider(EmbeddingProvider):
             elif self.pooling == "cls":
                 pooled = hidden[:, 0]
             else:
-                positions = torch.arange(mask.shape[1], dtype=hidden.dtype).expand_as(mask)
+                positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
                 last = (positions * mask).argmax(dim=1)
-                pooled = hidden[torch.arange(hidden.shape[0]), last]
-            return pooled.float().numpy()
+                pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+            return pooled.float().cpu().numpy()
 
 
 class SentenceTransformersProvider(HFProvider):
@@ -257,8 +295,10 @@ class SentenceTransformersProvider(HFProvider):
         max_length: int = 256,
         batch_size: int = 64,
         allow_download: bool = False,
+        device: str = "auto",
+        half: bool = False,
     ) -> None:
-        super().__init__(model, "mean", max_length, batch_size, allow_download)
+        super().__init__(model, "mean", max_length, batch_size, allow_download, device, half)
         self.pooling = "model"
 
     def slug(self) -> str:
@@ -269,14 +309,16 @@ class SentenceTransformersProvider(HFProvider):
 
         local_only = not self.allow_download or os.environ.get("HF_HUB_OFFLINE") in {"1", "true"}
         try:
-            model = SentenceTransformer(self.model_name, device="cpu", local_files_only=local_only)
+            model = SentenceTransformer(
+                self.model_name, device=self.device, local_files_only=local_only
+            )
         except OSError as exc:
             raise EmbeddingError(
                 f"cannot load embedding model {self.model_name!r} with sentence-transformers "
                 f"({exc}); fix: point embedding_model at a local model folder"
             ) from None
         model.max_seq_length = self.max_length
-        self._model = model
+        self._model = model.half() if self.half else model
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._model is None:
@@ -299,10 +341,17 @@ def make_provider(settings: Any) -> EmbeddingProvider:
             settings.max_length,
             settings.batch_size,
             settings.allow_download,
+            settings.device,
+            settings.half,
         )
     if settings.provider == "sentence-transformers":
         return SentenceTransformersProvider(
-            settings.model, settings.max_length, settings.batch_size, settings.allow_download
+            settings.model,
+            settings.max_length,
+            settings.batch_size,
+            settings.allow_download,
+            settings.device,
+            settings.half,
         )
     if settings.provider == "openai":
         from recbole_faerec.embeddings.openai_api import OpenAIProvider

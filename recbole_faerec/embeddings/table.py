@@ -58,6 +58,8 @@ class EmbeddingSettings:
     api_retry_delay: float = field(default=1.0, metadata=_key("embedding_api_retry_delay"))
     api_timeout: float = field(default=60.0, metadata=_key("embedding_api_timeout"))
     allow_download: bool = field(default=False, metadata=_key("embedding_allow_download"))
+    device: str = field(default="auto", metadata=_key("embedding_device"))
+    half: bool = field(default=False, metadata=_key("embedding_half"))
     cache_dir: str | None = field(default=None, metadata=_key("embedding_cache_dir"))
 
     @classmethod
