@@ -23,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config_files", default=None, help="space-separated yaml files (RecBole style)"
     )
-    parser.add_argument("--nproc", type=int, default=1, help="processes (CUDA GPUs only)")
+    parser.add_argument(
+        "--nproc", type=int, default=1, help="processes: gloo on CPU, NCCL on GPUs (dist_backend)"
+    )
     parser.add_argument(
         "--base", action="store_true", help="train the bare backbone on the same pipeline"
     )
@@ -66,16 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(format_backbone_list())
         return 0
-    if args.nproc > 1:
-        import torch
-
-        if not torch.cuda.is_available():
-            print(
-                "--nproc > 1 needs CUDA GPUs: RecBole's distributed training uses NCCL. "
-                "Use --nproc=1 on a CPU machine.",
-                file=sys.stderr,
-            )
-            return 2
     if args.resume is True:
         print(
             "error: --resume needs the checkpoint to continue from; fix: "

@@ -65,15 +65,39 @@ class TailAwareCollector(Collector):
         ):
             self.data_struct.update_tensor(REPEAT_KEY, interaction[REPEAT_FIELD].reshape(-1))
 
+    #: Under a process group, how many of this process's evaluated rows are real (see
+    #: :meth:`expect_rows`); None in a single process.
+    own_rows: int | None = None
+
+    def expect_rows(self, total_rows: int, rank: int, world_size: int) -> None:
+        """Before a distributed evaluation: the split has ``total_rows`` rows, dealt out as
+        RecBole's ``DistributedSampler`` does (row ``i`` to rank ``i % world_size``, the last ranks
+        padded with repeats of the first rows, which come last in their stream)."""
+        self.own_rows = len(range(rank, total_rows, world_size))
+
     def get_data_struct(self) -> DataStruct:
-        """Return the collected resources (tensors on the CPU) and reset per-evaluation ones."""
+        """Return the collected resources (tensors on the CPU) and reset per-evaluation ones.
+
+        Under a process group the per-row resources of every process are gathered (padding rows
+        dropped), so that every metric is computed once over all rows, as in one process.
+        """
         returned = DataStruct()
         for key, value in self.data_struct._data_dict.items():
-            returned.set(key, value.cpu() if isinstance(value, torch.Tensor) else value)
+            value = value.cpu() if isinstance(value, torch.Tensor) else value
+            if self.own_rows is not None and key in (*_PER_EVALUATION_KEYS, TARGET_KEY, REPEAT_KEY):
+                value = _gather_rows(value[: self.own_rows])
+            returned.set(key, value)
         for key in (*_PER_EVALUATION_KEYS, TARGET_KEY, REPEAT_KEY):
             if key in self.data_struct:
                 del self.data_struct[key]
         return returned
+
+
+def _gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """The rows of every process of the group, concatenated in rank order."""
+    parts: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, rows)
+    return torch.cat(parts, dim=0)
 
 
 def install_collector(trainer: Any) -> None:

@@ -39,7 +39,45 @@ def apply() -> None:
     # unpickles a saved Config (``load_data_and_model``, a resumed sweep testing its best trial)
     # never runs that constructor, so the same aliases are set here.
     Config.compatibility_settings(Config.__new__(Config))
+    # RecBole's trainer wraps the model in ``DistributedDataParallel(model, device_ids=[rank])``;
+    # torch refuses ``device_ids`` for a module on the CPU, which a gloo process group trains
+    # (``dist_backend``, :class:`SequentialConfig`). The name RecBole's trainer module calls is
+    # pointed at a wrapper that leaves ``device_ids`` out for CPU modules.
+    import recbole.trainer.trainer as recbole_trainer
+
+    recbole_trainer.DistributedDataParallel = _distributed_data_parallel
     _APPLIED = True
+
+
+def _distributed_data_parallel(module, device_ids=None, **kwargs):
+    """``DistributedDataParallel`` that accepts RecBole's ``device_ids`` for CPU modules too."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if next(module.parameters()).device.type == "cpu":
+        device_ids = None
+    return DistributedDataParallel(module, device_ids=device_ids, **kwargs)
+
+
+DIST_BACKENDS = ("auto", "nccl", "gloo")
+
+
+def resolve_dist_backend(name: str | None) -> str:
+    """``dist_backend``: ``auto`` is NCCL when CUDA is available, else gloo."""
+    import torch
+
+    backend = str(name or "auto").lower()
+    if backend not in DIST_BACKENDS:
+        raise ValueError(
+            f"dist_backend: {name!r} is invalid; fix: choose one of {', '.join(DIST_BACKENDS)}."
+        )
+    if backend == "auto":
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise ValueError(
+            "dist_backend: nccl needs CUDA GPUs and none is visible; fix: dist_backend: gloo "
+            "(or auto) to run the processes on the CPU."
+        )
+    return backend
 
 
 def worker_env() -> dict[str, str]:
@@ -50,13 +88,37 @@ def worker_env() -> dict[str, str]:
 
 
 class SequentialConfig(Config):
-    """RecBole's ``Config`` that accepts ``repeatable: False`` for sequential models.
+    """RecBole's ``Config`` that accepts ``repeatable: False`` for sequential models and starts
+    gloo process groups (CPU processes) as well as NCCL ones.
 
     RecBole 1.2.1 raises in ``_set_default_parameters`` when a sequential model asks for
     ``repeatable: False``, because its full-sort loader has no history for sequential rows; the
     plugin's loader (:mod:`recbole_faerec.data.history`) has. The check is passed with
     ``repeatable`` set to True for the duration of the call, and the user's value is restored.
     """
+
+    def _init_device(self) -> None:
+        """RecBole 1.2.1 starts every process group with NCCL on a GPU. With ``dist_backend``
+        resolving to gloo, the process group is gloo and every process trains on the CPU; NCCL
+        keeps RecBole's own set-up."""
+        import torch
+
+        config = self.final_config_dict
+        distributed = "local_rank" in config
+        if not distributed or resolve_dist_backend(config.get("dist_backend")) == "nccl":
+            super()._init_device()
+            return
+        config["gpu_id"] = str(config["gpu_id"])
+        torch.distributed.init_process_group(
+            backend="gloo",
+            rank=config["local_rank"] + config["offset"],
+            world_size=config["world_size"],
+            init_method=f"tcp://{config['ip']}:{config['port']}",
+        )
+        config["device"] = torch.device("cpu")
+        config["single_spec"] = False
+        if config["local_rank"] != 0:
+            config.update(state="error", show_progress=False, verbose=False)
 
     def _set_default_parameters(self) -> None:
         repeatable = self.final_config_dict.get("repeatable", True)

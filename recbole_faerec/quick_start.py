@@ -185,6 +185,9 @@ def load_data_and_model(model_file: str | os.PathLike) -> tuple:
     register_metrics()
     checkpoint = torch.load(model_file, map_location="cpu", weights_only=False)
     config = checkpoint["config"]
+    if not config["single_spec"]:
+        # saved by a process group's rank 0: loaded and evaluated in this one process
+        config["single_spec"], config["local_rank"] = True, 0
     init_logger(config)
     data, train_data, valid_data, test_data = prepare_data(config)
     net = build_model(config, train_data)

@@ -40,8 +40,32 @@ class FAERecTrainer(Trainer):
     def __init__(self, config, model) -> None:
         super().__init__(config, model)
         install_collector(self)
+        if not config["single_spec"]:
+            # every process loads the checkpoint that rank 0 writes (RecBole names it by the clock)
+            name = [self.saved_model_file]
+            torch.distributed.broadcast_object_list(name, src=0)
+            self.saved_model_file = name[0]
         self.write_resume_state = bool(config["resume_state"])
         self._loader_state: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        """RecBole's evaluation; under a process group every metric is computed on the rows of
+        all processes (gathered by the collector), so it equals a single process's."""
+        if not self.config["single_spec"]:
+            self.eval_collector.expect_rows(
+                eval_data.sample_size,
+                torch.distributed.get_rank(),
+                torch.distributed.get_world_size(),
+            )
+            if load_best_model and model_file is None:
+                torch.distributed.barrier()  # rank 0 has finished writing the best checkpoint
+        return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+
+    def _map_reduce(self, result, num_sample):
+        """The metrics are already those of all rows (see :meth:`evaluate`): nothing to average
+        (RecBole's version averages per-process metrics, wrong for subsets and coverage)."""
+        return result
 
     @property
     def resume_file(self) -> Path:
