@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import math
 
-from recbole_faerec.quick_start import load_data_and_model, run
+import torch
+import torch.multiprocessing as mp
+
+from recbole_faerec.config import build_config
+from recbole_faerec.pipeline import prepare_run
+from recbole_faerec.quick_start import free_port, load_data_and_model, run
 from recbole_faerec.trainer import FAERecTrainer
 
 SAMPLE = "amazon-beauty-sample"
@@ -27,3 +32,34 @@ def test_two_cpu_processes_evaluate_every_metric_like_one(fast_config, run_dir):
     single = trainer.evaluate(test_data, load_best_model=False)
     assert {"hit@10", "tailhit@10", "coverage@10", "grouphit[1-4]@10"} <= set(single)
     assert _same(dict(result["test_result"]), dict(single))
+
+
+def _train_one_epoch(rank: int, settings: dict, queue) -> None:
+    """One rank of a two-process FAERec run: train an epoch on its half of the batches, then
+    report whether both ranks hold the same parameters (and that training moved them)."""
+    config = build_config("SASRec", SAMPLE, config_dict={**settings, "local_rank": rank})
+    prepared = prepare_run(config)
+    before = torch.cat([p.detach().flatten().clone() for p in prepared.model.parameters()])
+    prepared.trainer._train_epoch(prepared.train_data, 0)
+    after = torch.cat([p.detach().flatten() for p in prepared.model.parameters()])
+    both: list = [None, None]
+    torch.distributed.all_gather_object(both, after)
+    if rank == 0:
+        queue.put((torch.equal(both[0], both[1]), not torch.equal(before, after)))
+    torch.distributed.destroy_process_group()
+
+
+def test_every_faerec_parameter_stays_synchronised_across_processes(fast_config, run_dir):
+    settings = {
+        **fast_config,
+        "world_size": 2,
+        "nproc": 2,
+        "offset": 0,
+        "ip": "localhost",
+        "port": free_port(),
+        "train_batch_size": 256,
+    }
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(_train_one_epoch, args=(settings, queue), nprocs=2, join=True)
+    same, trained = queue.get()
+    assert trained and same
