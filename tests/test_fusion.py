@@ -194,3 +194,12 @@ def test_layernorm_scoring_table_shares_a_given_norm():
     )
     assert fusion.score_norm is norm
     assert FusedItemEmbedding(torch.randn(6, 8), hidden_size=4).score_norm is None
+
+
+def test_large_tables_take_the_covariance_route_to_the_same_scores():
+    table = _table(n_items=200, dim=12)
+    exact = pca_initialisation(table, 5)
+    chunked = pca_initialisation(table, 5, svd_max_entries=0)
+    signs = torch.sign((exact[1:] * chunked[1:]).sum(0))
+    assert torch.all(signs != 0)
+    torch.testing.assert_close(chunked * signs, exact, atol=1e-5, rtol=1e-4)

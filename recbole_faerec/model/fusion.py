@@ -38,23 +38,54 @@ TARGET_TABLES = ("mean", "fused", "id")
 SCORE_TABLES = ("mean", "layernorm")
 
 
-def pca_initialisation(llm_table: torch.Tensor, dim: int) -> torch.Tensor:
+#: Tables with more entries than this take the covariance route of :func:`pca_initialisation`.
+SVD_MAX_ENTRIES = 50_000_000
+#: Rows per chunk of the covariance route.
+PCA_CHUNK_ROWS = 65_536
+
+
+def pca_initialisation(
+    llm_table: torch.Tensor, dim: int, svd_max_entries: int = SVD_MAX_ENTRIES
+) -> torch.Tensor:
     """ID table initialised with the PCA scores of the LLM table (row 0, padding, stays zero).
 
     Rows ``1..n`` are the centred LLM embeddings projected on their top ``dim`` principal
     directions. When ``dim`` exceeds the number of directions, the remaining columns are drawn
     from a normal distribution with the scores' standard deviation.
+
+    Tables of up to ``svd_max_entries`` entries take the directions from an SVD of the centred
+    table (in float64). Larger ones (a million items of a 1536-d model would need tens of GB for
+    that) take them from an eigendecomposition of the ``llm_dim x llm_dim`` covariance, which is
+    accumulated and projected in row chunks: the same directions (up to sign) in
+    ``O(llm_dim^2)`` extra memory.
     """
-    items = llm_table[1:].double()
-    centred = items - items.mean(dim=0)
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-    scores = centred @ vh[:dim].T
+    items = llm_table[1:]
+    if items.numel() <= svd_max_entries:
+        centred = items.double() - items.double().mean(dim=0)
+        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+        scores = centred @ vh[:dim].T
+    else:
+        directions, mean = _covariance_directions(items, dim)
+        scores = torch.cat(
+            [(chunk.double() - mean) @ directions for chunk in items.split(PCA_CHUNK_ROWS)]
+        )
     if scores.size(1) < dim:
         extra = torch.randn(scores.size(0), dim - scores.size(1), dtype=scores.dtype)
         scores = torch.cat([scores, extra * scores.std()], dim=1)
     table = torch.zeros(llm_table.size(0), dim, dtype=torch.float32)
     table[1:] = scores.float()
     return table
+
+
+def _covariance_directions(items: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top ``dim`` principal directions (columns, by decreasing variance) and the mean."""
+    mean = items.double().mean(dim=0) if items.numel() else items.new_zeros(items.size(1))
+    covariance = torch.zeros(items.size(1), items.size(1), dtype=torch.float64)
+    for chunk in items.split(PCA_CHUNK_ROWS):
+        centred = chunk.float() - mean.float()
+        covariance += (centred.T @ centred).double()
+    _, vectors = torch.linalg.eigh(covariance)
+    return vectors.flip(1)[:, :dim], mean
 
 
 class LLMProjection(nn.Sequential):
