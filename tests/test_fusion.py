@@ -203,3 +203,17 @@ def test_large_tables_take_the_covariance_route_to_the_same_scores():
     signs = torch.sign((exact[1:] * chunked[1:]).sum(0))
     assert torch.all(signs != 0)
     torch.testing.assert_close(chunked * signs, exact, atol=1e-5, rtol=1e-4)
+
+
+def test_large_tables_are_projected_in_chunks_at_evaluation(monkeypatch):
+    import recbole_faerec.model.fusion as fusion_module
+
+    fusion = FusedItemEmbedding(_table(n_items=30, dim=10), hidden_size=4).eval()
+    with torch.no_grad():
+        whole = fusion.weight.clone()
+        monkeypatch.setattr(fusion_module, "PCA_CHUNK_ROWS", 7)
+        fusion.drop_eval_tables()
+        rows = _count_projections(fusion)
+        chunked = fusion.weight
+    assert rows == [7, 7, 7, 7, 2]
+    torch.testing.assert_close(chunked, whole)

@@ -79,7 +79,10 @@ def pca_initialisation(
 
 def _covariance_directions(items: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top ``dim`` principal directions (columns, by decreasing variance) and the mean."""
-    mean = items.double().mean(dim=0) if items.numel() else items.new_zeros(items.size(1))
+    total = torch.zeros(items.size(1), dtype=torch.float64)
+    for chunk in items.split(PCA_CHUNK_ROWS):
+        total += chunk.double().sum(dim=0)
+    mean = total / max(items.size(0), 1)
     covariance = torch.zeros(items.size(1), items.size(1), dtype=torch.float64)
     for chunk in items.split(PCA_CHUNK_ROWS):
         centred = chunk.float() - mean.float()
@@ -199,8 +202,15 @@ class FusedItemEmbedding(nn.Module):
 
     def _raw_views(self, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if ids is None:
-            return self.id_embedding.weight, self.projection(self.llm_table)
+            return self.id_embedding.weight, self._project_all()
         return self.id_embedding(ids), self.projection(self.llm_table[ids])
+
+    def _project_all(self) -> torch.Tensor:
+        """The projected LLM table; without gradients (evaluation), large tables are projected in
+        chunks of rows so that the MLP's hidden layer never holds the whole catalog."""
+        if torch.is_grad_enabled() or self.num_items <= PCA_CHUNK_ROWS:
+            return self.projection(self.llm_table)
+        return torch.cat([self.projection(rows) for rows in self.llm_table.split(PCA_CHUNK_ROWS)])
 
     def fuse(self, e_id: torch.Tensor, e_llm: torch.Tensor) -> torch.Tensor:
         """Fused embedding ``f`` of aligned ID and LLM views, following ``fusion``."""
