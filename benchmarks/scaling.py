@@ -30,14 +30,16 @@ MAX_LENGTH = 50
 
 
 class SyntheticCatalog:
-    """What the models read from a RecBole dataset: the item count, a frozen LLM table and the
-    training popularity (Zipf-like, as real catalogs)."""
+    """What the models read from a RecBole dataset: the item count, a frozen LLM table (FAERec
+    only) and the training popularity (Zipf-like, as real catalogs)."""
 
-    def __init__(self, n_items: int, llm_dim: int, seed: int = 0) -> None:
+    def __init__(self, n_items: int, llm_dim: int | None, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
         self.item_num = n_items + 1
-        self.llm_embeddings = rng.standard_normal((self.item_num, llm_dim), dtype=np.float32)
-        self.llm_embeddings[0] = 0.0
+        self.llm_embeddings = None
+        if llm_dim:
+            self.llm_embeddings = rng.standard_normal((self.item_num, llm_dim), dtype=np.float32)
+            self.llm_embeddings[0] = 0.0
         ranks = np.arange(1, self.item_num, dtype=np.float64)
         popularity = np.zeros(self.item_num)
         popularity[1:] = np.maximum(1.0, 2000.0 / ranks)
@@ -83,7 +85,7 @@ def measure(n_items: int, llm_dim: int, faerec: bool, steps: int, users: int, ev
         "state": "WARNING",
     }
     config = build_config("SASRec", "amazon-beauty", config_dict=settings, base=not faerec)
-    catalog = SyntheticCatalog(n_items, llm_dim)
+    catalog = SyntheticCatalog(n_items, llm_dim if faerec else None)
     model = model_class(config)(config, catalog)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(1)
