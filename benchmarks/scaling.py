@@ -10,6 +10,7 @@ than 10 items). Each measurement runs in a fresh process, so that its peak memor
 own. Printed per size: the training step time of both models and their ratio, the peak memory of
 both, the full-sort evaluation time per 1,000 users, and the time FAERec takes to build its
 evaluation table (projection and fusion of every item); a PNG plot of the same figures is written.
+The last line is ``max_step_ratio=<FAERec / bare, the largest over all sizes>``.
 """
 
 from __future__ import annotations
@@ -199,6 +200,12 @@ def main() -> None:
             )
     _plot(rows, Path(args.out))
     print(f"plot: {args.out}")
+    ratios = [
+        row["FAERec"]["step_s"] / row["bare"]["step_s"]
+        for row in rows
+        if "step_s" in row["FAERec"] and "step_s" in row["bare"]
+    ]
+    print(f"max_step_ratio={max(ratios):.2f}" if ratios else "max_step_ratio=nan")
 
 
 if __name__ == "__main__":

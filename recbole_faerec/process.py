@@ -11,6 +11,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 
 @contextlib.contextmanager
@@ -33,6 +34,9 @@ def init_logger(config) -> None:
     nothing once the root logger has handlers: a second run in one process (a report, a test
     session) would keep logging into the first run's file. The handlers are closed and removed
     first, so every run gets its own log file (and results JSON beside it).
+
+    Under a process group only rank 0 keeps a log file; the other ranks log errors to the
+    console (RecBole would give each of them an empty file).
     """
     from recbole.utils import init_logger as recbole_init_logger
 
@@ -41,3 +45,9 @@ def init_logger(config) -> None:
         root.removeHandler(handler)
         handler.close()
     recbole_init_logger(config)
+    if not config["single_spec"] and config["local_rank"] != 0:
+        for handler in list(root.handlers):
+            if isinstance(handler, logging.FileHandler):
+                root.removeHandler(handler)
+                handler.close()
+                Path(handler.baseFilename).unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
@@ -25,6 +26,10 @@ def test_two_cpu_processes_evaluate_every_metric_like_one(fast_config, run_dir):
     settings = {**fast_config, "checkpoint_dir": str(run_dir / "saved"), "resume_state": False}
     result = run("SASRec", SAMPLE, config_dict=settings, nproc=2)
     assert result is not None and result["model_file"]
+    assert [path.name for path in (run_dir / "saved").glob("*.pth")] == [
+        Path(result["model_file"]).name
+    ]
+    assert len(list((run_dir / "log").rglob("*.log"))) == 1
 
     config, model, _, train_data, _, test_data = load_data_and_model(result["model_file"])
     trainer = FAERecTrainer(config, model)
