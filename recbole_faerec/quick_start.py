@@ -101,6 +101,10 @@ def run(
     import torch.multiprocessing as mp
 
     queue = mp.get_context("spawn").SimpleQueue()
+    config = build_config(model, dataset, config_file_list, config_dict, base=base)
+    # RecBole's processes create these with check-then-create, which races when they start together
+    for folder in (Path("log") / config["model"], Path(config["checkpoint_dir"])):
+        folder.mkdir(parents=True, exist_ok=True)
     ip, port = distributed_address(model, dataset, config_file_list, config_dict, base)
     config_dict = {
         **(config_dict or {}),

@@ -64,6 +64,7 @@ def test_every_faerec_parameter_stays_synchronised_across_processes(fast_config,
         "port": free_port(),
         "train_batch_size": 256,
     }
+    Path(settings["checkpoint_dir"]).mkdir(parents=True, exist_ok=True)  # as run() does
     queue = mp.get_context("spawn").SimpleQueue()
     mp.spawn(_train_one_epoch, args=(settings, queue), nprocs=2, join=True)
     same, trained = queue.get()
