@@ -138,19 +138,16 @@ def _plot(rows: list[dict], out: Path) -> None:
         ("eval_s_per_1000_users", "full-sort eval (s / 1,000 users)"),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(14, 4))
+    bare_dim = min(row["llm_dim"] for row in rows)
+    series = [("bare SASRec", "bare", [row for row in rows if row["llm_dim"] == bare_dim])]
+    for llm_dim in sorted({row["llm_dim"] for row in rows}):
+        same_dim = [row for row in rows if row["llm_dim"] == llm_dim]
+        series.append((f"FAERec, LLM dim {llm_dim}", "FAERec", same_dim))
     for ax, (key, title) in zip(axes, panels, strict=True):
-        for llm_dim in sorted({row["llm_dim"] for row in rows}):
-            for model in ("bare", "FAERec"):
-                if model == "bare" and llm_dim != min(row["llm_dim"] for row in rows):
-                    continue
-                points = [
-                    (row["items"], row[model][key])
-                    for row in rows
-                    if row["llm_dim"] == llm_dim and key in row[model]
-                ]
-                if points:
-                    label = "bare SASRec" if model == "bare" else f"FAERec, LLM dim {llm_dim}"
-                    ax.plot(*zip(*points, strict=True), marker="o", label=label)
+        for label, model, chosen in series:
+            points = [(row["items"], row[model][key]) for row in chosen if key in row[model]]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=label)
         ax.set_xscale("log")
         ax.set_xlabel("items")
         ax.set_title(title)

@@ -105,7 +105,7 @@ def run(
     # RecBole's processes create these with check-then-create, which races when they start together
     for folder in (Path("log") / config["model"], Path(config["checkpoint_dir"])):
         folder.mkdir(parents=True, exist_ok=True)
-    ip, port = distributed_address(model, dataset, config_file_list, config_dict, base)
+    ip, port = distributed_address(config)
     config_dict = {
         **(config_dict or {}),
         "world_size": nproc,
@@ -126,16 +126,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def distributed_address(
-    model: str,
-    dataset: str,
-    config_file_list: Sequence[str | os.PathLike] | None,
-    config_dict: dict | None,
-    base: bool,
-) -> tuple[str, str]:
+def distributed_address(config) -> tuple[str, str]:
     """``ip`` and ``port`` of the process group: the config's (command line, dict or yaml), else
     localhost and a free port."""
-    config = build_config(model, dataset, config_file_list, config_dict, base=base)
     return str(config["ip"] or "localhost"), str(config["port"] or free_port())
 
 

@@ -4,6 +4,7 @@ one torch thread, and a fake embedding provider and item-file writer for the emb
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,13 @@ from recbole_faerec.data.bundled import materialize_bundled_dataset
 from recbole_faerec.embeddings.providers import EmbeddingProvider
 
 SAMPLE = "amazon-beauty-sample"
+
+
+def same_metrics(first: dict, second: dict) -> bool:
+    """Equal metric dicts, an empty group's nan included."""
+    return first.keys() == second.keys() and all(
+        first[k] == second[k] or (math.isnan(first[k]) and math.isnan(second[k])) for k in first
+    )
 
 
 AMAZON_HEADER = [

@@ -140,14 +140,12 @@ def test_a_malformed_config_file_is_named_with_its_line(sample_data_path, run_di
 def test_distributed_address_comes_from_the_config_or_a_free_port(sample_data_path, run_dir):
     from recbole_faerec.quick_start import distributed_address
 
-    settings = {"data_path": str(sample_data_path), "ip": "10.0.0.7", "port": 29411}
-    assert distributed_address("SASRec", "amazon-beauty-sample", None, settings, False) == (
+    settings = {"ip": "10.0.0.7", "port": 29411}
+    assert distributed_address(_build(sample_data_path, **settings)) == (
         "10.0.0.7",
         "29411",
     )
-    ip, port = distributed_address(
-        "SASRec", "amazon-beauty-sample", None, {"data_path": str(sample_data_path)}, False
-    )
+    ip, port = distributed_address(_build(sample_data_path))
     assert ip == "localhost" and 0 < int(port) < 65536 and port != "5678"
 
 

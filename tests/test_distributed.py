@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
+from conftest import SAMPLE, same_metrics
 
 from recbole_faerec.config import build_config
 from recbole_faerec.pipeline import prepare_run
 from recbole_faerec.quick_start import free_port, load_data_and_model, run
 from recbole_faerec.trainer import FAERecTrainer
-
-SAMPLE = "amazon-beauty-sample"
-
-
-def _same(first: dict, second: dict) -> bool:
-    return first.keys() == second.keys() and all(
-        first[k] == second[k] or (math.isnan(first[k]) and math.isnan(second[k])) for k in first
-    )
 
 
 def test_two_cpu_processes_evaluate_every_metric_like_one(fast_config, run_dir):
@@ -36,7 +28,7 @@ def test_two_cpu_processes_evaluate_every_metric_like_one(fast_config, run_dir):
     trainer.eval_collector.data_collect(train_data)
     single = trainer.evaluate(test_data, load_best_model=False)
     assert {"hit@10", "tailhit@10", "coverage@10", "grouphit[1-4]@10"} <= set(single)
-    assert _same(dict(result["test_result"]), dict(single))
+    assert same_metrics(dict(result["test_result"]), dict(single))
 
 
 def _train_one_epoch(rank: int, settings: dict, queue) -> None:

@@ -211,7 +211,7 @@ def test_large_tables_are_projected_in_chunks_at_evaluation(monkeypatch):
     fusion = FusedItemEmbedding(_table(n_items=30, dim=10), hidden_size=4).eval()
     with torch.no_grad():
         whole = fusion.weight.clone()
-        monkeypatch.setattr(fusion_module, "PCA_CHUNK_ROWS", 7)
+        monkeypatch.setattr(fusion_module, "CHUNK_ROWS", 7)
         fusion.drop_eval_tables()
         rows = _count_projections(fusion)
         chunked = fusion.weight

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import time
@@ -10,19 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SAMPLE
+from conftest import SAMPLE, same_metrics
 
 from recbole_faerec.quick_start import run_recbole_faerec
 from recbole_faerec.trainer import RESUME_SUFFIX
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _same(first: dict, second: dict) -> bool:
-    """Equal metric dicts, an empty group's nan included."""
-    return first.keys() == second.keys() and all(
-        first[k] == second[k] or (math.isnan(first[k]) and math.isnan(second[k])) for k in first
-    )
 
 
 def _settings(fast_config: dict, folder: Path) -> dict:
@@ -41,8 +33,8 @@ def test_the_same_seed_gives_identical_metrics(fast_config, run_dir, base):
     first = run_recbole_faerec("SASRec", SAMPLE, config_dict=settings, base=base)
     settings["checkpoint_dir"] = str(run_dir / "b")
     second = run_recbole_faerec("SASRec", SAMPLE, config_dict=settings, base=base)
-    assert _same(first["test_result"], second["test_result"])
-    assert _same(first["best_valid_result"], second["best_valid_result"])
+    assert same_metrics(first["test_result"], second["test_result"])
+    assert same_metrics(first["best_valid_result"], second["best_valid_result"])
 
 
 def _wait_for_resume_state(folder: Path, process: subprocess.Popen, epoch: int) -> Path:
@@ -80,8 +72,8 @@ def test_a_killed_run_resumes_to_the_same_test_metrics(fast_config, run_dir):
 
     settings = {**_settings(fast_config, folder), "resume": str(resume_file)}
     resumed = run_recbole_faerec("SASRec", SAMPLE, config_dict=settings)
-    assert _same(resumed["test_result"], uninterrupted["test_result"])
-    assert _same(resumed["best_valid_result"], uninterrupted["best_valid_result"])
+    assert same_metrics(resumed["test_result"], uninterrupted["test_result"])
+    assert same_metrics(resumed["best_valid_result"], uninterrupted["best_valid_result"])
     assert Path(resumed["model_file"]).parent == folder
 
 

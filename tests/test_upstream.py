@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import recbole
 import torch
+from conftest import SAMPLE
 from recbole.config import Config
 from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation as recbole_data_preparation
@@ -25,7 +26,6 @@ from recbole_faerec.pipeline import build_model, prepare_data
 
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM = ROOT / "upstream"
-SAMPLE = "amazon-beauty-sample"
 ML100K_TEMPLATE = (
     "[The movie has the following attributes: [name is {movie_title}]"
     "[; release year is {release_year}].] [The movie has following genres: [{class}].]"

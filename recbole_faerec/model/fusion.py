@@ -40,8 +40,8 @@ SCORE_TABLES = ("mean", "layernorm")
 
 #: Tables with more entries than this take the covariance route of :func:`pca_initialisation`.
 SVD_MAX_ENTRIES = 50_000_000
-#: Rows per chunk of the covariance route.
-PCA_CHUNK_ROWS = 65_536
+#: Rows per chunk of the covariance route and of the evaluation-time projection of large tables.
+CHUNK_ROWS = 65_536
 
 
 def pca_initialisation(
@@ -67,7 +67,7 @@ def pca_initialisation(
     else:
         directions, mean = _covariance_directions(items, dim)
         scores = torch.cat(
-            [(chunk.double() - mean) @ directions for chunk in items.split(PCA_CHUNK_ROWS)]
+            [(chunk.double() - mean) @ directions for chunk in items.split(CHUNK_ROWS)]
         )
     if scores.size(1) < dim:
         extra = torch.randn(scores.size(0), dim - scores.size(1), dtype=scores.dtype)
@@ -80,11 +80,11 @@ def pca_initialisation(
 def _covariance_directions(items: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top ``dim`` principal directions (columns, by decreasing variance) and the mean."""
     total = torch.zeros(items.size(1), dtype=torch.float64)
-    for chunk in items.split(PCA_CHUNK_ROWS):
+    for chunk in items.split(CHUNK_ROWS):
         total += chunk.double().sum(dim=0)
     mean = total / max(items.size(0), 1)
     covariance = torch.zeros(items.size(1), items.size(1), dtype=torch.float64)
-    for chunk in items.split(PCA_CHUNK_ROWS):
+    for chunk in items.split(CHUNK_ROWS):
         centred = chunk.float() - mean.float()
         covariance += (centred.T @ centred).double()
     _, vectors = torch.linalg.eigh(covariance)
@@ -208,9 +208,9 @@ class FusedItemEmbedding(nn.Module):
     def _project_all(self) -> torch.Tensor:
         """The projected LLM table; without gradients (evaluation), large tables are projected in
         chunks of rows so that the MLP's hidden layer never holds the whole catalog."""
-        if torch.is_grad_enabled() or self.num_items <= PCA_CHUNK_ROWS:
+        if torch.is_grad_enabled() or self.num_items <= CHUNK_ROWS:
             return self.projection(self.llm_table)
-        return torch.cat([self.projection(rows) for rows in self.llm_table.split(PCA_CHUNK_ROWS)])
+        return torch.cat([self.projection(rows) for rows in self.llm_table.split(CHUNK_ROWS)])
 
     def fuse(self, e_id: torch.Tensor, e_llm: torch.Tensor) -> torch.Tensor:
         """Fused embedding ``f`` of aligned ID and LLM views, following ``fusion``."""
