@@ -1,7 +1,8 @@
 """The embedding CLI on the full bundled Amazon Beauty: shape, finite values, neighbours, cache.
 
 Prompts are cut at 32 tokens (``--max-length 32``) to keep the default test run short; the
-shipped default (256 tokens) is measured by ``benchmarks/embedding_throughput.py``.
+shipped default (256 tokens) is measured by ``benchmarks/embedding_throughput.py``. It embeds
+12,101 items (about 90 s on 2 cores), so it is marked ``slow``: ``python -m pytest -m slow``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from dataset_prep import embed
 from recbole_faerec.data.bundled import materialize_bundled_dataset
@@ -17,6 +19,7 @@ from recbole_faerec.data.bundled import materialize_bundled_dataset
 DATASET = "amazon-beauty"
 
 
+@pytest.mark.slow
 def test_full_beauty_table_neighbours_and_cached_rerun(tmp_path, capsys):
     materialize_bundled_dataset(DATASET, tmp_path / DATASET)
     argv = ["--data-path", str(tmp_path), "--dataset", DATASET, "--max-length", "32"]

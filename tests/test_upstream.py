@@ -128,6 +128,7 @@ def test_applying_the_pull_request_adds_its_files_once(patched_recbole):
     assert init.count("import FAERec") == 1
 
 
+@pytest.mark.slow
 def test_recbole_alone_trains_faerec_on_ml_100k(patched_recbole, tmp_path):
     tree, _ = patched_recbole
     data_path = tree / "recbole" / "dataset_example"
