@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from recbole_faerec.model.fusion import FusedItemEmbedding, pca_initialisation
+from recbole_faerec.model.fusion import AdaptiveGate, FusedItemEmbedding, pca_initialisation
 
 
 def _table(n_items: int = 7, dim: int = 12, seed: int = 0) -> torch.Tensor:
@@ -43,6 +43,23 @@ def test_gate_formula():
     )
     expected = g * e_id + (1 - g) * e_llm
     torch.testing.assert_close(fusion(ids), expected)
+
+
+def test_gate_gradients_are_those_of_the_two_layers():
+    """The gate folds W2 W1 into one product: values and the gradients of W1, b1, W2 and b2 equal
+    those of applying the two layers one after the other."""
+    torch.manual_seed(0)
+    gate = AdaptiveGate(hidden_size=3)
+    e_id, e_llm = torch.randn(5, 3), torch.randn(5, 3)
+    weights = torch.randn(5, 3)
+    (gate(e_id, e_llm) * weights).sum().backward()
+    folded = [p.grad.clone() for p in gate.parameters()]
+    gate.zero_grad()
+    two_layers = torch.sigmoid(gate.w2(gate.w1(torch.cat([e_id, e_llm], -1))))
+    torch.testing.assert_close(gate(e_id, e_llm), two_layers)
+    (two_layers * weights).sum().backward()
+    for mine, reference in zip(folded, [p.grad for p in gate.parameters()], strict=True):
+        torch.testing.assert_close(mine, reference)
 
 
 def test_scoring_table_is_the_equal_weight_fusion():
@@ -86,6 +103,25 @@ def test_fused_ids_start_from_pca():
     table = _table(n_items=30, dim=10)
     fusion = FusedItemEmbedding(table, hidden_size=4)
     torch.testing.assert_close(fusion.id_embedding.weight.data, pca_initialisation(table, 4))
+
+
+def test_wide_llm_tables_enter_the_projection_as_their_top_components():
+    """A table wider than ``llm_input_dim`` is replaced by its top principal component scores:
+    the projection reads ``llm_input_dim`` columns, the reduced table's variance is the largest
+    any ``llm_input_dim`` directions keep, and the ID table starts from the same PCA."""
+    table = _table(n_items=60, dim=10)
+    fusion = FusedItemEmbedding(table, hidden_size=3, llm_input_dim=5)
+    assert fusion.llm_table.shape == (60, 5)
+    assert fusion.projection[0].in_features == 5
+    assert torch.all(fusion.llm_table[0] == 0)
+    centred = table[1:].double() - table[1:].double().mean(0)
+    top5 = torch.linalg.eigvalsh(centred.T @ centred).flip(0)[:5].sum()
+    kept = fusion.llm_table[1:].double().pow(2).sum()
+    torch.testing.assert_close(kept, top5)
+    full = pca_initialisation(table, 3)
+    torch.testing.assert_close(fusion.id_embedding.weight.data.abs(), full.abs())
+    narrow = FusedItemEmbedding(table, hidden_size=3, llm_input_dim=10)
+    torch.testing.assert_close(narrow.llm_table, table)
 
 
 def _count_projections(fusion: FusedItemEmbedding) -> list[int]:

@@ -46,6 +46,7 @@ NUMERIC_KEYS = (
     "projection_dropout",
     "align_max_items",
     "align_max_negatives",
+    "llm_input_dim",
 )
 
 
@@ -89,6 +90,8 @@ def validate_faerec_config(config) -> None:
     _require(max_items is None or max_items >= 2, "align_max_items", max_items, "null or >= 2")
     negatives = config["align_max_negatives"]
     _require(negatives is None or negatives >= 1, "align_max_negatives", negatives, "null or >= 1")
+    input_dim = config["llm_input_dim"]
+    _require(input_dim is None or input_dim >= 1, "llm_input_dim", input_dim, "null or >= 1")
 
 
 class FAERec(BareBackbone):
@@ -122,6 +125,7 @@ class FAERec(BareBackbone):
             score_table=config["score_table"],
             score_norm=self.input_layer_norm(original.embedding_dim),
             extra_rows=original.num_embeddings - llm_table.size(0),
+            llm_input_dim=config["llm_input_dim"],
         )
         popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
         self.register_buffer("item_popularity", popularity)

@@ -6,7 +6,10 @@ projects the LLM embedding to the hidden size (``e_llm``) and a per-dimension ga
     g = sigmoid(W2 (W1 [e_id; e_llm] + b1) + b2)
     f = g * e_id + (1 - g) * e_llm
 
-The ID table starts from a PCA of the LLM table. :class:`FusedItemEmbedding` stands in for a
+The ID table starts from a PCA of the LLM table. LLM tables wider than ``llm_input_dim`` enter
+the projection as their top principal components (computed once, frozen), so that the
+projection's cost per item does not grow with the square of a large model's width.
+:class:`FusedItemEmbedding` stands in for a
 backbone's ``nn.Embedding`` item table: calling it returns the fused embedding ``f`` of the given
 ids (the sequence input), and its ``weight`` is the table the backbone scores items with.
 
@@ -108,6 +111,12 @@ class AdaptiveGate(nn.Module):
 
     ``W1`` is ``2d x 2d`` and ``W2`` is ``d x 2d``: the concatenated views stay ``2d`` wide through
     the first layer and the second maps them to one gate value per dimension.
+
+    Eq. 3 has no activation between the two layers, so the gate is one affine map with the
+    weight ``W2 W1`` and the bias ``W2 b1 + b2``. The forward pass forms that product once per
+    call (``4 d^3`` multiply-adds) and applies it to every item (``2 d^2`` each, a third of the
+    ``6 d^2`` of two layers). Both layers stay the parameters, so the function and the gradients
+    of ``W1``, ``b1``, ``W2`` and ``b2`` are those of Eq. 3.
     """
 
     def __init__(self, hidden_size: int) -> None:
@@ -116,7 +125,9 @@ class AdaptiveGate(nn.Module):
         self.w2 = nn.Linear(2 * hidden_size, hidden_size)
 
     def forward(self, e_id: torch.Tensor, e_llm: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.w2(self.w1(torch.cat([e_id, e_llm], dim=-1))))
+        weight = self.w2.weight @ self.w1.weight
+        bias = self.w2(self.w1.bias)
+        return torch.sigmoid(nn.functional.linear(torch.cat([e_id, e_llm], dim=-1), weight, bias))
 
 
 class _ItemViews:
@@ -153,6 +164,8 @@ class FusedItemEmbedding(nn.Module):
         score_table: table used for evaluation, ``mean`` or ``layernorm``.
         score_norm: the LayerNorm of ``score_table: layernorm`` (default: one without parameters).
         extra_rows: rows after the items (e.g. a mask token), plain trainable embeddings.
+        llm_input_dim: a wider ``llm_table`` is replaced by its top ``llm_input_dim`` principal
+            component scores before the projection; None keeps every dimension.
     """
 
     def __init__(
@@ -165,8 +178,13 @@ class FusedItemEmbedding(nn.Module):
         score_table: str = "mean",
         score_norm: nn.Module | None = None,
         extra_rows: int = 0,
+        llm_input_dim: int | None = None,
     ) -> None:
         super().__init__()
+        llm_table = llm_table.float()
+        reduced = llm_input_dim is not None and llm_table.size(1) > llm_input_dim
+        if reduced:
+            llm_table = pca_initialisation(llm_table, llm_input_dim)
         self.num_items, llm_dim = llm_table.shape
         self.num_embeddings = self.num_items + extra_rows
         self.embedding_dim = hidden_size
@@ -176,9 +194,13 @@ class FusedItemEmbedding(nn.Module):
         if score_table == "layernorm" and score_norm is None:
             score_norm = nn.LayerNorm(hidden_size, elementwise_affine=False)
         self.score_norm = score_norm if score_table == "layernorm" else None
-        self.register_buffer("llm_table", llm_table.float())
+        self.register_buffer("llm_table", llm_table)
         self.id_embedding = nn.Embedding(self.num_items, hidden_size, padding_idx=0)
-        self.id_embedding.weight.data.copy_(pca_initialisation(self.llm_table, hidden_size))
+        if reduced and hidden_size <= llm_dim:
+            # The reduced table holds principal component scores, by decreasing variance.
+            self.id_embedding.weight.data.copy_(llm_table[:, :hidden_size])
+        else:
+            self.id_embedding.weight.data.copy_(pca_initialisation(llm_table, hidden_size))
         self.projection = LLMProjection(llm_dim, hidden_size, dropout)
         self.gate = AdaptiveGate(hidden_size)
         self.extra_embedding = nn.Embedding(extra_rows, hidden_size) if extra_rows else None
