@@ -70,7 +70,7 @@ def pca_initialisation(
     else:
         directions, mean = _covariance_directions(items, dim)
         scores = torch.cat(
-            [(chunk.double() - mean) @ directions for chunk in items.split(CHUNK_ROWS)]
+            [((chunk.double() - mean) @ directions).float() for chunk in items.split(CHUNK_ROWS)]
         )
     if scores.size(1) < dim:
         extra = torch.randn(scores.size(0), dim - scores.size(1), dtype=scores.dtype)
