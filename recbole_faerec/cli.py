@@ -76,14 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     from recbole_faerec.config import split_config_files
+    from recbole_faerec.io import USER_ERRORS, print_user_error
     from recbole_faerec.quick_start import run
 
     config_files = split_config_files(args.config_files)
     try:
         run(args.model, args.dataset, config_files, nproc=args.nproc, base=args.base)
-    except (ValueError, OSError) as exc:
+    except USER_ERRORS as exc:
         if args.debug:
             raise
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return print_user_error(exc)
     return 0

@@ -5,6 +5,7 @@
 * :func:`json_safe` / :func:`write_json`: strict JSON (``nan`` and ``inf`` become ``null``, numpy
   and torch scalars plain numbers).
 * :func:`parse_overrides`: RecBole-style ``--key=value`` flags as a dict.
+* :func:`print_user_error`: the one-line ``error: ...`` of the command lines (exit code 2).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -106,3 +108,16 @@ def _literal(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return {"true": True, "false": False}.get(text.lower(), text)
+
+
+#: Errors of the user's input (settings, files, data) that the command lines print as one line.
+USER_ERRORS = (ValueError, OSError)
+
+
+def print_user_error(exc: BaseException) -> int:
+    """Print ``exc`` as one ``error: ...`` line on stderr and return the exit code 2.
+
+    The command lines catch :data:`USER_ERRORS` with it unless ``--debug`` asks for the traceback.
+    """
+    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+    return 2

@@ -183,6 +183,18 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
     assert len(calls) == 5  # another command: nothing is kept
 
 
+def test_bad_input_prints_an_error_line_and_exits_2(sample_data_path, run_dir, capsys):
+    argv = ["--dataset", SAMPLE, "--model", "SASRek", f"--data_path={sample_data_path}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("error: backbone: unknown model 'SASRek'")
+    assert main(["--dataset", SAMPLE, "--model", "SASRec", "--epochs"]) == 2
+    assert "unrecognised argument '--epochs'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="SASRek"):
+        main([*argv, "--debug"])
+
+
 def test_report_end_to_end_on_the_sample(fast_config, run_dir):
     out = run_dir / "report"
     overrides = [f"--{key}={value}" for key, value in fast_config.items()]

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from recbole_faerec.config import split_config_files
-from recbole_faerec.io import parse_overrides
+from recbole_faerec.io import USER_ERRORS, parse_overrides, print_user_error
 from recbole_faerec.report.runner import run_report
 
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the runs that this same command already finished (from results.json)",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return parser
 
 
@@ -44,19 +45,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args, extra = build_parser().parse_known_args(argv)
     backbones = [name.strip() for name in args.model.split(",") if name.strip()]
-    config_files = split_config_files(args.config_files)
     try:
-        overrides = parse_overrides(extra, literal=False)
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
-    run_report(
-        args.dataset,
-        backbones,
-        out=args.out,
-        config_file_list=config_files,
-        config_dict=overrides,
-        ablations=args.ablations,
-        tsne_items=args.tsne_items,
-        resume=args.resume,
-    )
+        run_report(
+            args.dataset,
+            backbones,
+            out=args.out,
+            config_file_list=split_config_files(args.config_files),
+            config_dict=parse_overrides(extra, literal=False),
+            ablations=args.ablations,
+            tsne_items=args.tsne_items,
+            resume=args.resume,
+        )
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        return print_user_error(exc)
     return 0

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from recbole_faerec.config import split_config_files
-from recbole_faerec.io import parse_overrides
+from recbole_faerec.io import USER_ERRORS, parse_overrides, print_user_error
 from recbole_faerec.tune.driver import run_sweep
 from recbole_faerec.tune.summary import trials_markdown
 
@@ -36,11 +35,10 @@ def cli_sweep(args: Any, extra: Sequence[str]) -> int:
             name=args.name,
             resume=bool(args.resume),
         )
-    except (ValueError, OSError) as exc:
+    except USER_ERRORS as exc:
         if args.debug:
             raise
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return print_user_error(exc)
     print(format_outcome(outcome))
     return 0 if outcome["best_params"] is not None else 1
 
