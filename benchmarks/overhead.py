@@ -1,7 +1,8 @@
 """FAERec's cost over its backbone, sequence length and batching, measured in one process.
 
     python benchmarks/overhead.py [--dataset amazon-beauty] [--backbone SASRec] [--repeats 3]
-        [--data-path DIR] [--prefix-repeats 1] [--length-repeats 1] [--profile] [--key=value ...]
+        [--data-path DIR] [--prefix-repeats 1] [--length-repeats 1] [--profile]
+        [--flop-batches 20] [--key=value ...]
 
 Builds, with RecBole's own data loaders, the bare backbone and FAERec around it on identical
 settings (``train_mode: all_positions`` unless overridden), then interleaves their training
@@ -11,7 +12,10 @@ not counted), and times bare prefix-mode epochs against all-position epochs. Wit
 ``MAX_ITEM_LIST_LENGTH`` 20 and 50 (batches of similar length, cut to their longest sequence) and
 at 50 with RecBole's random batches (``length_bucket_pool: 0``). Extra ``--key=value`` flags are
 config overrides shared by every model. With ``--profile`` a torch profiler table of one FAERec
-training epoch is printed first. Medians are printed, then the last line
+training epoch is printed first. With ``--flop-batches N`` the multiply-adds of a training step
+(forward and backward, counted by torch's ``FlopCounterMode`` over the first N batches) of both
+models are printed with their ratio, the ceiling the wall-clock ratio cannot beat when both run
+their products at the same speed. Medians are printed, then the last line
 ``train_epoch_ratio=<FAERec/bare> eval_ratio=<FAERec/bare>``.
 """
 
@@ -25,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from recbole_faerec.config import build_config
 from recbole_faerec.io import parse_overrides
@@ -47,6 +52,22 @@ class Setup:
         self.trainer._train_epoch(self.train_data, self.epoch)
         self.epoch += 1
         return time.perf_counter() - start
+
+    def step_multiply_adds(self, batches: int) -> float:
+        """Mean multiply-adds of one training step (loss, forward and backward) over the first
+        ``batches`` training batches."""
+        model = self.trainer.model
+        model.train()
+        total, counted = 0, 0
+        for _, interaction in zip(range(batches), self.train_data, strict=False):
+            with FlopCounterMode(display=False) as counter:
+                loss = model.calculate_loss(interaction)
+                loss = sum(loss) if isinstance(loss, tuple) else loss
+                loss.backward()
+            model.zero_grad(set_to_none=True)
+            total += counter.get_total_flops() // 2
+            counted += 1
+        return total / max(counted, 1)
 
     def evaluate(self) -> float:
         start = time.perf_counter()
@@ -86,6 +107,9 @@ def main() -> None:
         "--length-repeats", type=int, default=1, help="length 20 vs 50 rounds to time (0: skip)"
     )
     parser.add_argument("--profile", action="store_true", help="profile one FAERec epoch first")
+    parser.add_argument(
+        "--flop-batches", type=int, default=20, help="batches to count step multiply-adds (0: skip)"
+    )
     args, extra = parser.parse_known_args()
     overrides = parse_overrides(extra)
     sys.argv = sys.argv[:1]
@@ -100,6 +124,12 @@ def main() -> None:
     faerec = Setup(args.backbone, args.dataset, common, base=False)
     if args.profile:
         print(profile_epoch(faerec))
+    if args.flop_batches > 0:
+        bare_macs = bare.step_multiply_adds(args.flop_batches)
+        faerec_macs = faerec.step_multiply_adds(args.flop_batches)
+        print(f"multiply-adds per training step: bare {bare_macs / 1e9:.2f} G, ", end="")
+        print(f"FAERec {faerec_macs / 1e9:.2f} G (mean of {args.flop_batches} batches)")
+        print(f"step_flop_ratio={faerec_macs / bare_macs:.2f}")
 
     times = interleave(
         {

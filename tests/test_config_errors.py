@@ -37,9 +37,9 @@ def test_invalid_hyperparameters_name_the_key_and_range(
         _build(sample_data_path, **overrides)
 
 
-def test_the_paper_defaults_are_valid(sample_data_path, run_dir):
+def test_the_defaults_are_valid(sample_data_path, run_dir):
     config = _build(sample_data_path)
-    assert (config["alpha"], config["lambda"], config["tau"]) == (0.2, 0.005, 0.05)
+    assert (config["alpha"], config["lambda"], config["tau"]) == (0.1, 0.005, 0.05)
     assert (config["w_min"], config["w_max"], config["period"]) == (0.9, 1.0, 30)
     assert config["hidden_size"] == 128
 
