@@ -58,16 +58,15 @@ class Setup:
         ``batches`` training batches."""
         model = self.trainer.model
         model.train()
-        total, counted = 0, 0
+        counts = []
         for _, interaction in zip(range(batches), self.train_data, strict=False):
             with FlopCounterMode(display=False) as counter:
                 loss = model.calculate_loss(interaction)
                 loss = sum(loss) if isinstance(loss, tuple) else loss
                 loss.backward()
             model.zero_grad(set_to_none=True)
-            total += counter.get_total_flops() // 2
-            counted += 1
-        return total / max(counted, 1)
+            counts.append(counter.get_total_flops() / 2)
+        return statistics.mean(counts)
 
     def evaluate(self) -> float:
         start = time.perf_counter()
