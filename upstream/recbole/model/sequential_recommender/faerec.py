@@ -22,7 +22,8 @@ FAERec improves the item representation of a sequential recommender, here SASRec
    LLM embeddings) and a frozen LLM text embedding, projected to the hidden size by a two-layer
    MLP. A per-dimension gate ``g = sigmoid(W2 (W1 [e_id; e_llm] + b1) + b2)`` mixes them:
    ``f = g * e_id + (1 - g) * e_llm``. ``f`` is the item input of the encoder and the table the
-   training targets are scored against; evaluation scores with ``(e_id + e_llm) / 2``.
+   training targets are scored against; evaluation scores with ``LayerNorm(e_id + e_llm)``
+   (SASRec's input LayerNorm, as the authors' code does).
 2. Dual-level alignment of the two views over the distinct items of a batch: an item-level
    InfoNCE (cosine similarity, temperature ``tau``) and a feature-level Barlow Twins loss,
    computed separately for the items above and at-or-below the batch's median training
@@ -194,10 +195,11 @@ class FAERec(SequentialRecommender):
         return gate * e_id + (1.0 - gate) * e_llm
 
     def item_tables(self):
-        """``(input table, scoring table)``: fused in training; fused and mean in evaluation."""
+        """``(input table, scoring table)``: fused in training; fused and
+        ``LayerNorm(e_id + e_llm)`` in evaluation."""
         e_id, e_llm = self.item_views()
         fused = self.fuse(e_id, e_llm)
-        return fused, (fused if self.training else 0.5 * (e_id + e_llm))
+        return fused, (fused if self.training else self.LayerNorm(e_id + e_llm))
 
     # -- sequence encoder (SASRec) ---------------------------------------------------------------
     def forward(self, item_seq, item_seq_len, item_table):
