@@ -103,15 +103,15 @@ def sample_data_path(tmp_path_factory) -> Path:
 def fast_config(sample_data_path, run_dir) -> dict:
     """Small, fast settings for end-to-end runs on the sample.
 
-    The sample is embedded with the real packaged model, prompts cut at 64 tokens (a quarter of
-    the default 256, and a quarter of the time). Developers may set
+    The sample is embedded with the real packaged model, prompts cut at 32 tokens (an eighth of
+    the default 256, and about an eighth of the time). Developers may set
     ``FAEREC_TEST_EMBEDDING_CACHE`` to a folder to keep the per-item vector cache across test
     sessions; CI leaves it unset and embeds the sample from scratch.
     """
     cache = os.environ.get("FAEREC_TEST_EMBEDDING_CACHE")
     return {
         "embedding_cache_dir": cache,
-        "embedding_max_length": 64,
+        "embedding_max_length": 32,
         "data_path": str(sample_data_path),
         "checkpoint_dir": str(run_dir / "saved"),
         "epochs": 1,
