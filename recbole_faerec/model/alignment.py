@@ -44,7 +44,7 @@ def item_alignment_loss(
     if max_negatives is None or n - 1 <= max_negatives:
         return (torch.logsumexp(anchors @ keys.T, dim=1) - positive).mean()
     sampled = torch.randperm(n, device=anchors.device)[:max_negatives]
-    negatives = anchors @ keys[sampled].T
+    negatives = anchors @ keys.index_select(0, sampled).T
     own = sampled.unsqueeze(0) == torch.arange(n, device=anchors.device).unsqueeze(1)
     logits = torch.cat([positive.unsqueeze(1), negatives.masked_fill(own, float("-inf"))], dim=1)
     return (torch.logsumexp(logits, dim=1) - positive).mean()
@@ -87,6 +87,9 @@ def feature_alignment_loss(
         groups = list(popularity_split(popularity))
     loss = id_emb.new_zeros(())
     for mask in groups:
-        if int(mask.sum()) >= 2:
-            loss = loss + barlow_twins_loss(id_emb[mask], llm_emb[mask], lambd)
+        rows = mask.nonzero().squeeze(1)
+        if rows.numel() >= 2:
+            loss = loss + barlow_twins_loss(
+                id_emb.index_select(0, rows), llm_emb.index_select(0, rows), lambd
+            )
     return loss

@@ -148,8 +148,15 @@ class _ItemViews:
     def covers(self, ids: torch.Tensor) -> bool:
         return self.rows is None or bool((self.rows[ids] >= 0).all())
 
-    def index(self, ids: torch.Tensor) -> torch.Tensor:
-        return ids if self.rows is None else self.rows[ids]
+    def lookup(self, view: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Rows of ``view`` (one of this object's tables) for the item ``ids``, any shape.
+
+        A table lookup (``F.embedding``) rather than advanced indexing: the same values and
+        gradients (up to the order of the float sums), but its backward, a dense scatter-add, is up
+        to twice as fast on the CPU as the accumulating ``index_put`` behind ``view[index]``.
+        """
+        index = ids if self.rows is None else self.rows[ids]
+        return nn.functional.embedding(index, view)
 
 
 class FusedItemEmbedding(nn.Module):
@@ -218,8 +225,7 @@ class FusedItemEmbedding(nn.Module):
         if cached is not None and ids is None and cached.covers_all:
             return cached.e_id, cached.e_llm
         if cached is not None and ids is not None and cached.covers(ids):
-            index = cached.index(ids)
-            return cached.e_id[index], cached.e_llm[index]
+            return cached.lookup(cached.e_id, ids), cached.lookup(cached.e_llm, ids)
         return self._raw_views(ids)
 
     def _raw_views(self, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,7 +300,7 @@ class FusedItemEmbedding(nn.Module):
         extra = ids >= self.num_items
         item_ids = ids.masked_fill(extra, 0)
         views = self._views_covering(item_ids)
-        fused = views.fused[views.index(item_ids)]
+        fused = views.lookup(views.fused, item_ids)
         if self.extra_embedding is not None:
             extra_ids = (ids - self.num_items).clamp(min=0)
             fused = fused + self.extra_embedding(extra_ids) * extra.unsqueeze(-1)
@@ -307,10 +313,8 @@ class FusedItemEmbedding(nn.Module):
         if self.target_table == "fused":
             return self(ids)
         views = self._views_covering(ids)
-        index = views.index(ids)
-        return self.table(
-            self.target_table, _ItemViews(None, views.e_id[index], views.e_llm[index], None)
-        )
+        e_id, e_llm = views.lookup(views.e_id, ids), views.lookup(views.e_llm, ids)
+        return self.table(self.target_table, _ItemViews(None, e_id, e_llm, None))
 
     @property
     def weight(self) -> torch.Tensor:
