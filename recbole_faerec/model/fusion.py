@@ -313,8 +313,7 @@ class FusedItemEmbedding(nn.Module):
         if self.target_table == "fused":
             return self(ids)
         views = self._views_covering(ids)
-        e_id, e_llm = views.lookup(views.e_id, ids), views.lookup(views.e_llm, ids)
-        return self.table(self.target_table, _ItemViews(None, e_id, e_llm, None))
+        return views.lookup(self.table(self.target_table, views), ids)
 
     @property
     def weight(self) -> torch.Tensor:
