@@ -133,6 +133,18 @@ class BareBackbone(SequentialRecommender):
                 f"negative_pool: {self.negative_pool} is invalid; expected 0 (negatives drawn from"
                 " the whole catalog) or a pool size >= 2."
             )
+        self.negative_power = float(config["negative_power"] or 0.0)
+        if self.negative_power < 0 or (self.negative_power > 0 and self.negative_pool):
+            raise ValueError(
+                f"negative_power: {self.negative_power} is invalid; expected 0 (uniform "
+                "negatives) or a power > 0 with negative_pool: 0."
+            )
+        weights = None
+        if self.negative_power > 0:
+            popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
+            weights = popularity.clamp(min=1.0).pow(self.negative_power)
+            weights[0] = 0.0
+        self.register_buffer("negative_weights", weights, persistent=False)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -185,12 +197,15 @@ class BareBackbone(SequentialRecommender):
         return self.item_table(ids)
 
     def sample_negatives(self, positives: torch.Tensor) -> torch.Tensor:
-        """One uniform negative item per positive, never the positive itself nor padding.
+        """One negative item per positive, never the positive itself nor padding: uniform over the
+        catalog, or in proportion to ``training popularity ** negative_power`` when that is > 0.
 
         With ``negative_pool`` P, the batch's negatives are drawn from one random pool of P
         distinct items (each still uniform over the catalog), so that a model whose item
         embeddings are costly (FAERec's fusion) computes far fewer of them per step.
         """
+        if self.negative_weights is not None:
+            return self._popular_negatives(positives)
         if 2 <= self.negative_pool < self.n_items - 1:
             pool = torch.randperm(self.n_items - 1, device=positives.device)[: self.negative_pool]
             pool = pool + 1
@@ -199,6 +214,18 @@ class BareBackbone(SequentialRecommender):
             return pool[(pick + clash.long()) % pool.numel()]
         negatives = torch.randint(1, self.n_items - 1, positives.shape, device=positives.device)
         return negatives + (negatives >= positives).long()
+
+    def _popular_negatives(self, positives: torch.Tensor) -> torch.Tensor:
+        """One negative per positive drawn with probability ``negative_weights`` (popularity to
+        the power ``negative_power``); a draw equal to its positive is drawn again."""
+        weights = self.negative_weights
+        negatives = torch.multinomial(weights, positives.numel(), replacement=True)
+        negatives = negatives.view_as(positives)
+        clash = negatives == positives
+        while bool(clash.any()):
+            negatives[clash] = torch.multinomial(weights, int(clash.sum()), replacement=True)
+            clash = negatives == positives
+        return negatives
 
     def prepare_batch(self, interaction) -> None:
         """Trim the padding and add what the loss needs: for ``BCE``, a negative per target."""
