@@ -1,7 +1,7 @@
 """The embedding CLI on the full bundled Amazon Beauty: shape, finite values, neighbours, cache.
 
 Prompts are cut at 32 tokens (``--max-length 32``) to keep the default test run short; the
-shipped default (256 tokens) is measured by ``benchmarks/embedding_throughput.py``. It embeds
+shipped default (64 tokens) is measured by ``benchmarks/embedding_throughput.py``. It embeds
 12,101 items (about 90 s on 2 cores), so it is marked ``slow``: ``python -m pytest -m slow``.
 """
 

@@ -54,7 +54,7 @@ def test_settings_from_args_overrides_only_given_options():
     )
     settings = embed.settings_from_args(args)
     assert settings.pooling == "cls" and settings.prompt_template == "yelp"
-    assert settings.provider == "hf" and settings.max_length == 256
+    assert settings.provider == "hf" and settings.max_length == 64
 
 
 def test_cli_subprocess_with_packaged_minilm(data_root):
@@ -64,7 +64,7 @@ def test_cli_subprocess_with_packaged_minilm(data_root):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr
     path = Path(proc.stdout.strip().splitlines()[-1])
-    assert path.name.startswith("amazon-beauty.all-MiniLM-L6-v2-mean-len256-")
+    assert path.name.startswith("amazon-beauty.all-MiniLM-L6-v2-mean-len64-")
     table = load_embedding_table(path, ["[PAD]", "i1", "i2", "i3"])
     assert table.shape == (4, 384) and not table[0].any()
     np.testing.assert_allclose(np.linalg.norm(table[1:], axis=1), 1.0, atol=1e-5)

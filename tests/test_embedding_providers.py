@@ -48,7 +48,7 @@ def test_hf_minilm_shape_norm_and_similarity(minilm_vectors):
     sims = vecs @ vecs.T
     assert sims[0, 1] > sims[0, 2] + 0.1 and sims[0, 1] > sims[0, 3] + 0.1
     assert provider.dim == 384
-    assert provider.slug() == "all-MiniLM-L6-v2-mean-len256"
+    assert provider.slug() == "all-MiniLM-L6-v2-mean-len64"
     assert provider.identity()["model"].startswith("local:")
 
 

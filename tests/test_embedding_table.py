@@ -105,7 +105,7 @@ def test_settings_from_a_real_recbole_config(tmp_path):
         },
     )
     settings = EmbeddingSettings.from_config(config)
-    assert settings.pooling == "cls" and settings.max_length == 256
+    assert settings.pooling == "cls" and settings.max_length == 64
     assert config["data_path"] == str(tmp_path / "amazon-beauty")
 
 

@@ -29,7 +29,11 @@ from recbole_faerec.embeddings.cache import (
     embed_with_cache,
 )
 from recbole_faerec.embeddings.prompts import build_prompts
-from recbole_faerec.embeddings.providers import EmbeddingProvider, make_provider
+from recbole_faerec.embeddings.providers import (
+    DEFAULT_MAX_LENGTH,
+    EmbeddingProvider,
+    make_provider,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ class EmbeddingSettings:
     provider: str = field(default="hf", metadata=_key("embedding_provider"))
     model: str | None = field(default=None, metadata=_key("embedding_model"))
     pooling: str = field(default="mean", metadata=_key("embedding_pooling"))
-    max_length: int = field(default=256, metadata=_key("embedding_max_length"))
+    max_length: int = field(default=DEFAULT_MAX_LENGTH, metadata=_key("embedding_max_length"))
     batch_size: int = field(default=64, metadata=_key("embedding_batch_size"))
     prompt_template: str | None = field(default=None, metadata=_key("prompt_template"))
     prompt_domain: str | None = field(default=None, metadata=_key("prompt_domain"))
