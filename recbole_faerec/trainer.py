@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +35,22 @@ def resume_file_for(model_file: str | os.PathLike) -> Path:
     return path.with_name(path.stem + RESUME_SUFFIX)
 
 
+def unique_checkpoint_file(model_file: str | os.PathLike) -> str:
+    """RecBole's ``<model>-<time>.pth`` with a random suffix: RecBole's name changes once a second,
+    so two runs started in the same second (two datasets side by side, a sweep's trials) would
+    write one file and each test the other's model. The suffix comes from :mod:`secrets`, which
+    draws none of the seeded random states."""
+    path = Path(model_file)
+    return str(path.with_name(f"{path.stem}-{secrets.token_hex(3)}{path.suffix}"))
+
+
 class FAERecTrainer(Trainer):
     """RecBole :class:`~recbole.trainer.Trainer` for the plugin's models."""
 
     def __init__(self, config, model) -> None:
         super().__init__(config, model)
         install_collector(self)
+        self.saved_model_file = unique_checkpoint_file(self.saved_model_file)
         if not config["single_spec"]:
             # every process loads the checkpoint that rank 0 writes (RecBole names it by the clock)
             name = [self.saved_model_file]

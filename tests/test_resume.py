@@ -82,3 +82,19 @@ def test_resume_without_a_checkpoint_is_a_one_line_error(capsys):
 
     assert main(["--resume"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: --resume needs the checkpoint")
+
+
+def test_runs_started_in_the_same_second_write_different_checkpoints(
+    fast_config, run_dir, monkeypatch
+):
+    import recbole.trainer.trainer
+
+    from recbole_faerec.config import build_config
+    from recbole_faerec.pipeline import prepare_run
+
+    monkeypatch.setattr(recbole.trainer.trainer, "get_local_time", lambda: "Nov-30-2026_13-26-19")
+    config = build_config("SASRec", SAMPLE, config_dict=fast_config, base=True)
+    first, second = prepare_run(config).trainer, prepare_run(config).trainer
+    assert first.saved_model_file != second.saved_model_file
+    assert Path(first.saved_model_file).name.startswith("SASRec-")
+    assert first.resume_file != second.resume_file
