@@ -104,9 +104,9 @@ def fast_config(sample_data_path, run_dir) -> dict:
     """Small, fast settings for end-to-end runs on the sample.
 
     The sample is embedded with the real packaged model, prompts cut at 32 tokens (half of the
-    default 64). Developers may set
-    ``FAEREC_TEST_EMBEDDING_CACHE`` to a folder to keep the per-item vector cache across test
-    sessions; CI leaves it unset and embeds the sample from scratch.
+    default 64). Developers may set ``FAEREC_TEST_EMBEDDING_CACHE`` to a folder to keep the
+    per-item vector cache across test sessions; CI leaves it unset and embeds the sample from
+    scratch.
     """
     cache = os.environ.get("FAEREC_TEST_EMBEDDING_CACHE")
     return {
