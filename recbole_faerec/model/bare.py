@@ -133,16 +133,16 @@ class BareBackbone(SequentialRecommender):
                 f"negative_pool: {self.negative_pool} is invalid; expected 0 (negatives drawn from"
                 " the whole catalog) or a pool size >= 2."
             )
-        self.negative_power = float(config["negative_power"] or 0.0)
-        if self.negative_power < 0 or (self.negative_power > 0 and self.negative_pool):
+        power = float(config["negative_power"] or 0.0)
+        if power < 0 or (power > 0 and self.negative_pool):
             raise ValueError(
-                f"negative_power: {self.negative_power} is invalid; expected 0 (uniform "
+                f"negative_power: {power} is invalid; expected 0 (uniform "
                 "negatives) or a power > 0 with negative_pool: 0."
             )
         weights = None
-        if self.negative_power > 0:
+        if power > 0:
             popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
-            weights = popularity.clamp(min=1.0).pow(self.negative_power)
+            weights = popularity.clamp(min=1.0).pow(power)
             weights[0] = 0.0
         self.register_buffer("negative_weights", weights, persistent=False)
         self.epoch = 0
