@@ -45,13 +45,19 @@ def item_alignment_loss(
         return (torch.logsumexp(anchors @ keys.T, dim=1) - positive).mean()
     sampled = torch.randperm(n, device=anchors.device)[:max_negatives]
     negatives = anchors @ keys.index_select(0, sampled).T
-    own = sampled.unsqueeze(0) == torch.arange(n, device=anchors.device).unsqueeze(1)
-    logits = torch.cat([positive.unsqueeze(1), negatives.masked_fill(own, float("-inf"))], dim=1)
+    # Column j holds item sampled[j], the positive of row sampled[j] only: mask those entries.
+    columns = torch.arange(sampled.numel(), device=anchors.device)
+    negatives = negatives.index_put((sampled, columns), negatives.new_tensor(float("-inf")))
+    logits = torch.cat([positive.unsqueeze(1), negatives], dim=1)
     return (torch.logsumexp(logits, dim=1) - positive).mean()
 
 
 def _standardise(x: torch.Tensor, eps: float) -> torch.Tensor:
-    return (x - x.mean(dim=0)) / torch.sqrt(x.var(dim=0, unbiased=False) + eps)
+    """Columns to zero mean and unit population variance. The variance is the mean of the squared
+    centred values (the same number as ``x.var(unbiased=False)``, which on the CPU reduces down
+    the columns several times slower)."""
+    centred = x - x.mean(dim=0)
+    return centred * torch.rsqrt(centred.pow(2).mean(dim=0) + eps)
 
 
 def barlow_twins_loss(
