@@ -69,6 +69,19 @@ def test_faerec_replaces_the_backbone_item_table(fast_config):
     batch = next(iter(train))
     scores = model.full_sort_predict(batch)
     seq = model.forward(batch["item_id_list"], batch["item_length"])
+    table_scores = seq @ model.fusion.weight.T
+    torch.testing.assert_close(scores, model.content_prior(table_scores, batch["item_id_list"]))
+    assert not torch.allclose(scores, table_scores)
+
+
+def test_content_weight_zero_scores_with_the_table_alone(fast_config):
+    config = build_config("SASRec", SAMPLE, config_dict={**fast_config, "content_weight": 0.0})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = FAERec(config, train._dataset).eval()
+    assert model.content_prior is None
+    batch = next(iter(train))
+    scores = model.full_sort_predict(batch)
+    seq = model.forward(batch["item_id_list"], batch["item_length"])
     torch.testing.assert_close(scores, seq @ model.fusion.weight.T)
 
 

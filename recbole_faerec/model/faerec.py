@@ -10,6 +10,8 @@ Reading order follows the paper:
    (per popularity group) between the ID and LLM views of the distinct items of the batch.
 3. **Curriculum** (:mod:`.curriculum`): ``L_align = w(t) L_item + (1 - w(t)) L_feature`` with the
    cosine weight ``w(t)`` of the epoch ``t`` that the trainer passes through :meth:`set_epoch`.
+4. **Scoring** (beyond the paper, ``content_weight``): full-sort scores get a content prior, the
+   similarity of each item's text to the user's input sequence (:mod:`.content`).
 
 ``calculate_loss`` returns ``(L_rec, alpha w L_item, alpha (1 - w) L_feature)``, whose sum is
 ``L = L_rec + alpha L_align``; RecBole's trainer adds them up and logs each part.
@@ -22,6 +24,7 @@ from torch import nn
 
 from recbole_faerec.model.alignment import feature_alignment_loss, item_alignment_loss
 from recbole_faerec.model.bare import BareBackbone
+from recbole_faerec.model.content import ContentPrior
 from recbole_faerec.model.curriculum import alignment_weight
 from recbole_faerec.model.fusion import (
     FUSION_MODES,
@@ -47,6 +50,7 @@ NUMERIC_KEYS = (
     "align_max_items",
     "align_max_negatives",
     "llm_input_dim",
+    "content_weight",
 )
 
 
@@ -90,6 +94,8 @@ def validate_faerec_config(config) -> None:
     _require(max_items is None or max_items >= 2, "align_max_items", max_items, "null or >= 2")
     negatives = config["align_max_negatives"]
     _require(negatives is None or negatives >= 1, "align_max_negatives", negatives, "null or >= 1")
+    content = config["content_weight"]
+    _require(content is not None and content >= 0, "content_weight", content, "a number >= 0")
     input_dim = config["llm_input_dim"]
     _require(input_dim is None or input_dim >= 1, "llm_input_dim", input_dim, "null or >= 1")
 
@@ -129,6 +135,10 @@ class FAERec(BareBackbone):
         )
         popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
         self.register_buffer("item_popularity", popularity)
+        weight = config["content_weight"]
+        self.content_prior = (
+            ContentPrior(llm_table, original.embedding_dim, weight) if weight > 0 else None
+        )
 
     def input_layer_norm(self, hidden_size: int) -> nn.LayerNorm | None:
         """The backbone's LayerNorm over its input embeddings (``LayerNorm``, as in SASRec), which
@@ -190,3 +200,11 @@ class FAERec(BareBackbone):
             l_item, l_feature = self.alignment_losses(items)
         w = self.alignment_weight()
         return l_rec, self.alpha * w * l_item, self.alpha * (1.0 - w) * l_feature
+
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        """Scores of every item from the ``score_table``, plus the content prior when
+        ``content_weight`` is above 0 (:mod:`.content`)."""
+        scores = super().full_sort_predict(interaction)
+        if self.content_prior is None:
+            return scores
+        return self.content_prior(scores, interaction[self.ITEM_SEQ])

@@ -1,0 +1,55 @@
+"""Content prior at full-sort scoring: how close each item's text is to the user's recent items.
+
+FAERec's scores come from the fused item table. A tail item's row is learned from few
+interactions, so a tail target that reads like the user's recent items can still rank low. The
+content prior adds to each user's scores a term that needs no training::
+
+    score(u, i) + weight * std_u * cos(c_u, c_i)
+
+``c_i`` is item ``i``'s LLM text embedding reduced to its top principal components (as many as
+the item embedding size, the same PCA that initialises the ID table) and normalised; ``c_u`` is
+the normalised sum of ``c_j`` over the items of the user's input sequence; ``std_u`` is the
+standard deviation of the user's scores over all items, which makes ``weight`` a number of
+standard deviations, independent of the backbone's and the loss's score scale.
+
+It is applied at full-sort evaluation (the paper's protocol); training and sampled evaluation
+(``predict``) use the model's own scores.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recbole_faerec.model.fusion import pca_initialisation
+
+
+class ContentPrior(nn.Module):
+    """Adds ``weight * std_u * cos(c_u, c_i)`` to full-sort scores (see the module docstring).
+
+    Args:
+        llm_table: frozen LLM embeddings, one row per RecBole item id (row 0 is padding).
+        dim: principal components kept for the similarity.
+        weight: standard deviations of the user's scores that a cosine of 1 adds.
+    """
+
+    def __init__(self, llm_table: torch.Tensor, dim: int, weight: float) -> None:
+        super().__init__()
+        self.weight = weight
+        vectors = F.normalize(pca_initialisation(llm_table.float(), dim), dim=-1)
+        vectors[0] = 0.0
+        self.register_buffer("item_vectors", vectors, persistent=False)
+
+    def user_vectors(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Normalised sum of the item vectors of each sequence (padding adds nothing)."""
+        return F.normalize(self.item_vectors[item_seq].sum(dim=1), dim=-1)
+
+    def similarity(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """``cos(c_u, c_i)`` of every user (row) and item (column); 0 for the padding item."""
+        return self.user_vectors(item_seq) @ self.item_vectors.T
+
+    def forward(self, scores: torch.Tensor, item_seq: torch.Tensor) -> torch.Tensor:
+        """``scores`` (users x items, column 0 the padding item) with the prior added."""
+        spread = scores[:, 1:].std(dim=1, keepdim=True)
+        return scores + (self.weight * spread) * self.similarity(item_seq)
