@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recbole_faerec.model.content import ContentPrior
+from recbole_faerec.model.content import ContentPrior, row_std
 
 
 def _prior(vectors: list[list[float]], weight: float) -> ContentPrior:
@@ -16,7 +16,7 @@ def _prior(vectors: list[list[float]], weight: float) -> ContentPrior:
 def test_scores_gain_weight_times_their_spread_times_the_cosine():
     prior = _prior([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], weight=2.0)
     scores = torch.tensor([[5.0, 1.0, 2.0, 3.0]])  # items 1-3 spread with std 1
-    out = prior(scores, torch.tensor([[1, 0]]))  # c_u = item 1 = (1, 0)
+    out = prior(scores.clone(), torch.tensor([[1, 0]]))  # c_u = item 1 = (1, 0)
     torch.testing.assert_close(out, torch.tensor([[5.0, 3.0, 2.0, 3.0 + 2.0 * 0.6]]))
 
 
@@ -44,6 +44,20 @@ def test_the_added_term_scales_with_the_scores():
     prior = _prior([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], weight=3.0)
     seq = torch.tensor([[2]])
     scores = torch.tensor([[0.0, 4.0, 8.0]])
-    base = prior(scores, seq) - scores
+    base = prior(scores.clone(), seq) - scores
     assert base[0, 2].item() == pytest.approx(3.0 * scores[0, 1:].std().item())
     torch.testing.assert_close(prior(scores * 10, seq) - scores * 10, base * 10)
+
+
+def test_scores_are_updated_in_place():
+    prior = _prior([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], weight=1.0)
+    scores = torch.tensor([[0.0, 1.0, 3.0]])
+    assert prior(scores, torch.tensor([[1]])) is scores
+    torch.testing.assert_close(scores, torch.tensor([[0.0, 1.0 + 2**0.5, 3.0]]))
+
+
+@pytest.mark.parametrize("shift", [0.0, 1000.0])
+def test_row_std_is_the_unbiased_standard_deviation(shift):
+    torch.manual_seed(0)
+    x = torch.randn(5, 3000) * 25 + shift
+    torch.testing.assert_close(row_std(x), x.std(dim=1, keepdim=True), rtol=2e-3, atol=0)

@@ -43,13 +43,30 @@ class ContentPrior(nn.Module):
 
     def user_vectors(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Normalised sum of the item vectors of each sequence (padding adds nothing)."""
-        return F.normalize(self.item_vectors[item_seq].sum(dim=1), dim=-1)
+        return F.normalize(F.embedding_bag(item_seq, self.item_vectors, mode="sum"), dim=-1)
 
     def similarity(self, item_seq: torch.Tensor) -> torch.Tensor:
         """``cos(c_u, c_i)`` of every user (row) and item (column); 0 for the padding item."""
         return self.user_vectors(item_seq) @ self.item_vectors.T
 
     def forward(self, scores: torch.Tensor, item_seq: torch.Tensor) -> torch.Tensor:
-        """``scores`` (users x items, column 0 the padding item) with the prior added."""
-        spread = scores[:, 1:].std(dim=1, keepdim=True)
-        return scores + (self.weight * spread) * self.similarity(item_seq)
+        """Add the prior to ``scores`` (users x items, column 0 the padding item) in place and
+        return them. The user's weight scales ``c_u`` before one accumulating product, so no
+        other ``users x items`` tensor is made."""
+        spread = row_std(scores[:, 1:])
+        return scores.addmm_(
+            self.user_vectors(item_seq) * (self.weight * spread), self.item_vectors.T
+        )
+
+
+def row_std(x: torch.Tensor) -> torch.Tensor:
+    """Standard deviation of each row (unbiased), as a column, from the row's mean and norm.
+
+    Two plain reductions instead of ``x.std`` (ten times slower on the CPU for a full-sort score
+    matrix). ``E[x^2] - E[x]^2`` loses relative precision when a row's mean is far larger than its
+    spread: about 1e-3 of the result at a mean 40 times the standard deviation, ample for a weight.
+    """
+    n = x.size(1)
+    mean = x.mean(dim=1, keepdim=True)
+    square = torch.linalg.vector_norm(x, dim=1, keepdim=True).square() / n
+    return ((square - mean.square()) * (n / (n - 1))).clamp(min=0).sqrt()
