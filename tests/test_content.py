@@ -40,6 +40,17 @@ def test_item_vectors_are_the_cosines_of_the_centred_llm_rows():
     torch.testing.assert_close(vectors[1:] @ vectors[1:].T, centred @ centred.T)
 
 
+def test_more_components_than_the_table_has_add_no_random_columns():
+    torch.manual_seed(1)
+    table = torch.randn(5, 3)
+    prior = ContentPrior(table, dim=8, weight=1.0)  # a hidden size wider than the LLM vectors
+    centred = F.normalize(table[1:] - table[1:].mean(dim=0), dim=-1)
+    assert prior.item_vectors.shape == (5, 3)
+    torch.testing.assert_close(
+        prior.item_vectors[1:] @ prior.item_vectors[1:].T, centred @ centred.T
+    )
+
+
 def test_the_added_term_scales_with_the_scores():
     prior = _prior([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], weight=3.0)
     seq = torch.tensor([[2]])

@@ -30,14 +30,16 @@ class ContentPrior(nn.Module):
 
     Args:
         llm_table: frozen LLM embeddings, one row per RecBole item id (row 0 is padding).
-        dim: principal components kept for the similarity.
+        dim: principal components kept for the similarity (at most the table's width and its
+            number of items, so that no random column is added as PCA initialisation pads).
         weight: standard deviations of the user's scores that a cosine of 1 adds.
     """
 
     def __init__(self, llm_table: torch.Tensor, dim: int, weight: float) -> None:
         super().__init__()
         self.weight = weight
-        vectors = F.normalize(pca_initialisation(llm_table.float(), dim), dim=-1)
+        components = min(dim, llm_table.size(1), llm_table.size(0) - 1)
+        vectors = F.normalize(pca_initialisation(llm_table.float(), components), dim=-1)
         vectors[0] = 0.0
         self.register_buffer("item_vectors", vectors, persistent=False)
 
