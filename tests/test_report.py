@@ -13,10 +13,14 @@ from conftest import SAMPLE
 
 from recbole_faerec.report import (
     ABLATIONS,
+    build_parser,
     format_report_markdown,
     main,
+    parse_seeds,
     relative_improvement,
     run_report,
+    run_seed_reports,
+    summarise_seeds,
 )
 from recbole_faerec.report import runner as report_runner
 
@@ -181,6 +185,80 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
     assert len(calls) == 3  # nothing left to run
     run_report("toy", ["SASRec"], out, tsne_items=40, config_dict={"epochs": 2}, resume=True)
     assert len(calls) == 5  # another command: nothing is kept
+
+
+def test_spread_over_seeds_by_hand():
+    reports = {
+        1: {"metrics": {"SASRec": {"base": {"hit@10": 0.1, "tailhit@10": 0.02},
+                                   "faerec": {"hit@10": 0.12, "tailhit@10": 0.05}}}},
+        2: {"metrics": {"SASRec": {"base": {"hit@10": 0.3, "tailhit@10": 0.04},
+                                   "faerec": {"hit@10": 0.24, "tailhit@10": 0.06}}}},
+    }  # fmt: skip
+    summary = summarise_seeds(reports, k=10)
+    base_hit = summary["metrics"]["SASRec"]["base"]["hit@10"]
+    assert base_hit["values"] == [0.1, 0.3]
+    assert base_hit["mean"] == pytest.approx(0.2)
+    assert base_hit["std"] == pytest.approx(math.sqrt(0.02))  # sample std: (0.1^2 + 0.1^2) / 1
+    tail = summary["ratios"]["SASRec"]["faerec"]["tailhit@10"]
+    assert tail["values"] == pytest.approx([2.5, 1.5])
+    assert tail["of_means"] == pytest.approx(0.055 / 0.03)
+    assert "base" not in summary["ratios"]["SASRec"]
+    missing = summary["metrics"]["SASRec"]["faerec"]["coverage@10"]
+    assert missing == {"values": [None, None], "mean": None, "std": None}
+    assert summary["ratios"]["SASRec"]["faerec"]["coverage@10"]["of_means"] is None
+    one = summarise_seeds({1: reports[1]}, k=10)["metrics"]["SASRec"]["base"]["hit@10"]
+    assert one["mean"] == pytest.approx(0.1) and one["std"] is None
+
+
+def test_a_report_per_seed_and_their_spread(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
+        calls.append((config_dict["seed"], base))
+        scale = (1.0 if base else 2.0) * (1 + config_dict["seed"] / 10)
+        model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
+        model_file.touch()
+        return {"test_result": _result(scale), "model_file": str(model_file)}
+
+    def fake_load(model_file):
+        model = SimpleNamespace(
+            fusion=_FakeFusion(), item_popularity=torch.arange(60.0), eval=lambda: None
+        )
+        return {"seed": 1, "topk": [10], "head_ratio": 0.2}, model, None, None, None, None
+
+    monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
+    monkeypatch.setattr(report_runner, "load_data_and_model", fake_load)
+    out = tmp_path / "seeds"
+    summary = run_seed_reports("toy", ["SASRec"], [1, 3], out, config_dict={"epochs": 1})
+    assert calls == [(1, True), (1, False), (3, True), (3, False)]
+    for seed in (1, 3):
+        saved = json.loads((out / f"seed-{seed}" / "results.json").read_text())
+        assert saved["complete"] is True and f"--seed={seed}" in saved["command"]
+    written = json.loads((out / "seeds.json").read_text())
+    assert written == json.loads(json.dumps(summary)) and written["seeds"] == [1, 3]
+    tail = written["metrics"]["SASRec"]["faerec"]["tailhit@10"]
+    assert tail["values"] == pytest.approx([0.04 * 2 * 1.1, 0.04 * 2 * 1.3])
+    assert written["ratios"]["SASRec"]["faerec"]["tailhit@10"]["values"] == pytest.approx([2, 2])
+    text = (out / "seeds.md").read_text()
+    assert "| 3 | FAERec / SASRec | 2.00x | 2.00x | 2.00x | 2.00x | 2.00x |" in text
+    assert "| SASRec | SASRec | 0.2400 ± 0.0283 |" in text  # hit@10: 0.22 and 0.26
+    assert "--seeds 1,3" in text and "--epochs=1" in written["command"]
+
+    run_seed_reports("toy", ["SASRec"], [1, 3], out, config_dict={"epochs": 1}, resume=True)
+    assert len(calls) == 4  # every seed's runs were kept
+    with pytest.raises(ValueError, match="either --seeds or --seed"):
+        run_seed_reports("toy", ["SASRec"], [1], out, config_dict={"seed": 2})
+
+
+def test_seed_lists_are_checked(capsys):
+    assert parse_seeds("2020, 2021,2022") == [2020, 2021, 2022]
+    for bad in ("", "a,b", "1,1", "1.5"):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad)
+    assert main(["--dataset", "toy", "--model", "SASRec", "--seeds", "x"]) == 2
+    args, extra = build_parser().parse_known_args(["-d", "toy", "-m", "SASRec", "--seed=7"])
+    assert args.seeds is None and extra == ["--seed=7"]  # RecBole's key, not --seeds
+    assert "--seeds: 'x' is not a comma-separated list" in capsys.readouterr().err
 
 
 def test_bad_input_prints_an_error_line_and_exits_2(sample_data_path, run_dir, capsys):

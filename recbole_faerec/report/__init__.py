@@ -21,6 +21,9 @@ with ``--ablations``, once more per Table 3 switch. ``DIR`` (default ``reports/D
   per-popularity-group H@K, each with a relative-improvement row, plus wall times and the command.
 * ``groups.png``: per-group H@K, base vs FAERec (Figure 4).
 * ``tsne.png``: t-SNE of the ID and projected LLM embeddings of sampled items (Figure 5).
+
+With ``--seeds S1,S2,...`` the report runs once per seed (``DIR/seed-<S>/``) and ``seeds.md`` /
+``seeds.json`` give each figure's spread over the seeds (:mod:`.seeds`).
 """
 
 from recbole_faerec.report.cli import build_parser, main
@@ -33,6 +36,12 @@ from recbole_faerec.report.runner import (
     machine_info,
     report_command,
     run_report,
+)
+from recbole_faerec.report.seeds import (
+    format_seeds_markdown,
+    parse_seeds,
+    run_seed_reports,
+    summarise_seeds,
 )
 from recbole_faerec.report.tables import (
     BASE,
@@ -55,16 +64,20 @@ __all__ = [
     "effective_settings",
     "finished_runs",
     "format_report_markdown",
+    "format_seeds_markdown",
     "group_labels_of",
     "item_views",
     "machine_info",
     "main",
     "markdown_table",
+    "parse_seeds",
     "plot_groups",
     "plot_sensitivity",
     "plot_tsne",
     "relative_improvement",
     "report_command",
     "run_report",
+    "run_seed_reports",
+    "summarise_seeds",
     "variant_label",
 ]

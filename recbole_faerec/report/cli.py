@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from recbole_faerec.config import split_config_files
 from recbole_faerec.io import USER_ERRORS, parse_overrides, print_user_error
 from recbole_faerec.report.runner import run_report
+from recbole_faerec.report.seeds import parse_seeds, run_seed_reports
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the bare backbone and FAERec (and ablations) with the same seed and "
         "settings and write results.json, results.md, groups.png and tsne.png. Any other "
         "--key=value is a config override for every run (e.g. --epochs=5).",
+        allow_abbrev=False,  # --seed=S is RecBole's key, not an abbreviation of --seeds
     )
     parser.add_argument("--dataset", "-d", required=True, help="dataset name")
     parser.add_argument(
@@ -37,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the runs that this same command already finished (from results.json)",
     )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated seeds: one report per seed in OUT/seed-<S>/, and their spread in "
+        "OUT/seeds.md and seeds.json (default OUT: reports/D-M-seeds)",
+    )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return parser
 
@@ -46,9 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     backbones = [name.strip() for name in args.model.split(",") if name.strip()]
     try:
-        run_report(
-            args.dataset,
-            backbones,
+        options = dict(
             out=args.out,
             config_file_list=split_config_files(args.config_files),
             config_dict=parse_overrides(extra, literal=False),
@@ -56,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             tsne_items=args.tsne_items,
             resume=args.resume,
         )
+        if args.seeds is None:
+            run_report(args.dataset, backbones, **options)
+        else:
+            run_seed_reports(args.dataset, backbones, parse_seeds(args.seeds), **options)
     except USER_ERRORS as exc:
         if args.debug:
             raise
