@@ -112,6 +112,18 @@ class _FakeFusion:
         return torch.randn(len(ids), 8, generator=gen), torch.randn(len(ids), 8, generator=gen) + 3
 
 
+def _fake_loader(config: dict):
+    """A stand-in for ``load_data_and_model``: ``config`` and a model with a fake fusion."""
+
+    def fake_load(model_file):
+        model = SimpleNamespace(
+            fusion=_FakeFusion(), item_popularity=torch.arange(60.0), eval=lambda: None
+        )
+        return dict(config), model, None, None, None, None
+
+    return fake_load
+
+
 def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
     calls = []
 
@@ -120,12 +132,9 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
         scale = 1.0 if base else 1.1
         return {"test_result": _result(scale), "model_file": f"{backbone}-{len(calls)}.pth"}
 
-    def fake_load(model_file):
-        model = SimpleNamespace(
-            fusion=_FakeFusion(), item_popularity=torch.arange(60.0), eval=lambda: None
-        )
-        config = {"seed": 5, "topk": [5, 10], "head_ratio": 0.2, "epochs": 1, "fusion": "gate"}
-        return config, model, None, None, None, None
+    fake_load = _fake_loader(
+        {"seed": 5, "topk": [5, 10], "head_ratio": 0.2, "epochs": 1, "fusion": "gate"}
+    )
 
     monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
     monkeypatch.setattr(report_runner, "load_data_and_model", fake_load)
@@ -161,11 +170,7 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
         model_file.touch()
         return {"test_result": _result(1.0 if base else 1.1), "model_file": str(model_file)}
 
-    def fake_load(model_file):
-        model = SimpleNamespace(
-            fusion=_FakeFusion(), item_popularity=torch.arange(60.0), eval=lambda: None
-        )
-        return {"seed": 5, "topk": [10], "head_ratio": 0.2}, model, None, None, None, None
+    fake_load = _fake_loader({"seed": 5, "topk": [10], "head_ratio": 0.2})
 
     monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
     monkeypatch.setattr(report_runner, "load_data_and_model", fake_load)
@@ -220,11 +225,7 @@ def test_a_report_per_seed_and_their_spread(tmp_path, monkeypatch):
         model_file.touch()
         return {"test_result": _result(scale), "model_file": str(model_file)}
 
-    def fake_load(model_file):
-        model = SimpleNamespace(
-            fusion=_FakeFusion(), item_popularity=torch.arange(60.0), eval=lambda: None
-        )
-        return {"seed": 1, "topk": [10], "head_ratio": 0.2}, model, None, None, None, None
+    fake_load = _fake_loader({"seed": 1, "topk": [10], "head_ratio": 0.2})
 
     monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
     monkeypatch.setattr(report_runner, "load_data_and_model", fake_load)
