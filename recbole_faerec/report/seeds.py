@@ -20,7 +20,6 @@ Scientific data spans 1.91x to 2.02x over three seeds), so compare settings over
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,13 @@ from typing import Any
 
 from recbole_faerec.io import atomic_write_text, write_json
 from recbole_faerec.report.runner import report_command, run_report
-from recbole_faerec.report.tables import BASE, markdown_table, metric_value, variant_label
+from recbole_faerec.report.tables import (
+    BASE,
+    markdown_table,
+    metric_value,
+    value_cell,
+    variant_label,
+)
 
 #: Metrics summarised over seeds (``@k`` is appended), with their column titles.
 SEED_METRICS = {
@@ -113,18 +118,14 @@ def _ratios(new: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
-
-
 def _times(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
 def _mean_cell(spread: Mapping[str, Any]) -> str:
     if spread["std"] is None:
-        return _number(spread["mean"])
-    return f"{_number(spread['mean'])} ± {_number(spread['std'])}"
+        return value_cell(spread["mean"])
+    return f"{value_cell(spread['mean'])} ± {value_cell(spread['std'])}"
 
 
 def _seed_row_label(backbone: str, variant: str, several: bool) -> str:
@@ -133,10 +134,10 @@ def _seed_row_label(backbone: str, variant: str, several: bool) -> str:
     return f"{label} ({backbone})" if several and variant != BASE else label
 
 
-def format_seeds_markdown(
-    summary: Mapping[str, Any], seeds: Sequence[int], dataset: str, k: int, command: str
-) -> str:
-    """``seeds.md``: the test figures per seed (with FAERec / bare) and their spread."""
+def format_seeds_markdown(summary: Mapping[str, Any], dataset: str) -> str:
+    """``seeds.md`` from the ``seeds.json`` dict: the test figures per seed (with FAERec / bare)
+    and their spread."""
+    seeds, k, command = summary["seeds"], summary["k"], summary["command"]
     keys = [f"{name}@{k}" for name in SEED_METRICS]
     header = [f"{title}@{k}" for title in SEED_METRICS.values()]
     several = len(summary["metrics"]) > 1
@@ -146,7 +147,7 @@ def format_seeds_markdown(
             for variant, by_key in variants.items():
                 label = _seed_row_label(backbone, variant, several)
                 per_seed.append(
-                    [str(seed), label, *(_number(by_key[key]["values"][i]) for key in keys)]
+                    [str(seed), label, *(value_cell(by_key[key]["values"][i]) for key in keys)]
                 )
             for variant, by_key in summary["ratios"][backbone].items():
                 label = f"{_seed_row_label(backbone, variant, several)} / {backbone}"
@@ -222,6 +223,5 @@ def run_seed_reports(
     command += " --seeds " + ",".join(str(seed) for seed in seeds)
     summary = {"seeds": list(seeds), "k": k, "command": command, **summarise_seeds(reports, k)}
     write_json(out_dir / "seeds.json", summary)
-    text = format_seeds_markdown(summary, seeds, dataset, k, command)
-    atomic_write_text(out_dir / "seeds.md", text)
+    atomic_write_text(out_dir / "seeds.md", format_seeds_markdown(summary, dataset))
     return summary
