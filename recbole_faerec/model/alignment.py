@@ -28,14 +28,24 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from recbole_faerec.model.precision import step_matmul
+
+#: Logit of a masked InfoNCE entry: exp() of it is 0 next to any real similarity over ``tau``.
+MASKED_LOGIT = -1e9
+
 
 def item_alignment_loss(
-    id_emb: torch.Tensor, llm_emb: torch.Tensor, tau: float, max_negatives: int | None = None
+    id_emb: torch.Tensor,
+    llm_emb: torch.Tensor,
+    tau: float,
+    max_negatives: int | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """InfoNCE between the ID and LLM embeddings of distinct items (rows are items).
 
     Every item is an anchor; its negatives are all other items, or, with ``max_negatives``
-    smaller than ``N - 1``, the other items of one random subset of ``max_negatives`` rows.
+    smaller than ``N - 1``, the other items of one random subset of ``max_negatives`` rows. The
+    similarities to sampled negatives are computed in ``dtype`` (:func:`.precision.step_matmul`).
     """
     anchors = F.normalize(id_emb, dim=-1) / tau
     keys = F.normalize(llm_emb, dim=-1)
@@ -44,12 +54,13 @@ def item_alignment_loss(
     if max_negatives is None or n - 1 <= max_negatives:
         return (torch.logsumexp(anchors @ keys.T, dim=1) - positive).mean()
     sampled = torch.randperm(n, device=anchors.device)[:max_negatives]
-    negatives = anchors @ keys.index_select(0, sampled).T
-    # Column j holds item sampled[j], the positive of row sampled[j] only: mask those entries.
+    negatives = step_matmul(anchors, keys.index_select(0, sampled).T, dtype)
+    # Column j holds item sampled[j], the positive of row sampled[j] only: mask those entries
+    # (a finite mask, so that a row with no other negative gets a zero gradient, not NaN).
     columns = torch.arange(sampled.numel(), device=anchors.device)
-    negatives = negatives.index_put((sampled, columns), negatives.new_tensor(float("-inf")))
-    logits = torch.cat([positive.unsqueeze(1), negatives], dim=1)
-    return (torch.logsumexp(logits, dim=1) - positive).mean()
+    negatives.index_put_((sampled, columns), negatives.new_tensor(MASKED_LOGIT))
+    # log(exp(pos) + sum exp(neg)) - pos, without concatenating the positive to the negatives
+    return F.softplus(torch.logsumexp(negatives, dim=1) - positive).mean()
 
 
 def _standardise(x: torch.Tensor, eps: float) -> torch.Tensor:

@@ -32,6 +32,7 @@ from recbole_faerec.model.fusion import (
     TARGET_TABLES,
     FusedItemEmbedding,
 )
+from recbole_faerec.model.precision import step_dtype
 
 
 def _require(ok: bool, key: str, value, valid: str) -> None:
@@ -132,6 +133,7 @@ class FAERec(BareBackbone):
             score_norm=self.input_layer_norm(original.embedding_dim),
             extra_rows=original.num_embeddings - llm_table.size(0),
             llm_input_dim=config["llm_input_dim"],
+            step_dtype=step_dtype(config["step_precision"], config["device"]),
         )
         popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
         self.register_buffer("item_popularity", popularity)
@@ -184,7 +186,9 @@ class FAERec(BareBackbone):
         zero = e_id.new_zeros(())
         l_item = zero
         if self.use_item_alignment:
-            l_item = item_alignment_loss(e_id, e_llm, self.tau, self.align_max_negatives)
+            l_item = item_alignment_loss(
+                e_id, e_llm, self.tau, self.align_max_negatives, self.fusion.step_dtype
+            )
         l_feature = zero
         if self.use_feature_alignment:
             popularity = self.item_popularity[items] if self.use_popularity_groups else None

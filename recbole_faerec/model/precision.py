@@ -1,0 +1,63 @@
+"""Low-precision products for FAERec's training steps (``fusion_precision``).
+
+FAERec's own work per training step is a handful of matrix products over the step's distinct
+items: the LLM projection, the gate and InfoNCE's similarities. On a CPU with native bfloat16
+instructions (``avx512_bf16``, AMX) these run several times faster in bfloat16 than in float32.
+Inputs are rounded to bfloat16, products accumulate in float32 and every result goes back to
+float32, so losses, softmaxes, gradients and parameters stay in float32 (the usual mixed
+precision). Evaluation always runs in float32.
+
+oneDNN, which runs bfloat16 products on the CPU, builds a kernel for each new matrix shape. The
+number of distinct items changes with every batch, so a product over them would pay for a new
+kernel almost every step; rows are therefore padded to a multiple of :data:`ROW_BUCKET`, which
+leaves a few dozen shapes per run. Padded rows are zeros or the padding item and are cut off
+before any value is used, so they change no result.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+#: Row counts of low-precision products are padded to a multiple of this.
+ROW_BUCKET = 256
+
+
+def native_bfloat16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 products natively: a CPU with ``avx512_bf16`` or AMX
+    tiles, or a CUDA GPU that supports bfloat16."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def step_dtype(precision: str, device: torch.device | str) -> torch.dtype:
+    """The dtype of FAERec's training-step products for ``fusion_precision``: ``float32``,
+    ``bfloat16``, or ``auto`` (bfloat16 where :func:`native_bfloat16`, else float32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"fusion_precision: {precision!r} is invalid; expected one of {', '.join(PRECISIONS)}."
+        )
+    if precision == "bfloat16" or (precision == "auto" and native_bfloat16(device)):
+        return torch.bfloat16
+    return torch.float32
+
+
+def padded_rows(rows: int) -> int:
+    """Padding that takes ``rows`` to the next multiple of :data:`ROW_BUCKET`."""
+    return -rows % ROW_BUCKET
+
+
+def step_matmul(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``a @ b`` for a 2-d ``a``; with a low-precision ``dtype`` the product runs in it over
+    ``a`` padded with zero rows to a multiple of :data:`ROW_BUCKET`, and returns float32."""
+    if dtype == torch.float32:
+        return a @ b
+    rows = a.size(0)
+    padded = F.pad(a, (0, 0, 0, padded_rows(rows))).to(dtype)
+    return (padded @ b.to(dtype))[:rows].float()
