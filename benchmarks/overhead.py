@@ -163,6 +163,8 @@ def main() -> None:
 
     mode = common["train_mode"]
     print(f"{args.backbone} on {args.dataset}, {torch.get_num_threads()} torch threads")
+    step_dtype = str(faerec.trainer.model.fusion.step_dtype).removeprefix("torch.")
+    print(f"FAERec's training-step products in {step_dtype} (step_precision)")
     for name, value in median.items():
         print(f"{name:<26} {value:8.2f} s  (median of {len(times[name])})")
     if args.prefix_repeats > 0:

@@ -45,6 +45,17 @@ def test_item_alignment_with_sampled_negatives_matches_hand_computed_infonce():
     assert loss.item() == pytest.approx(sum(expected) / 3, 1e-6)
 
 
+def test_an_anchor_whose_only_negative_is_itself_gets_zero_gradient_not_nan():
+    id_emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], requires_grad=True)
+    llm_emb = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    torch.manual_seed(3)
+    (k,) = torch.randperm(3)[:1].tolist()
+    torch.manual_seed(3)
+    item_alignment_loss(id_emb, llm_emb, tau=0.5, max_negatives=1).backward()
+    assert torch.isfinite(id_emb.grad).all() and torch.isfinite(llm_emb.grad).all()
+    assert torch.all(id_emb.grad[k] == 0)  # its loss is log(e^p / e^p) = 0 whatever p is
+
+
 def test_item_alignment_uses_every_item_when_negatives_fit():
     torch.manual_seed(0)
     id_emb, llm_emb = torch.randn(5, 4), torch.randn(5, 4)

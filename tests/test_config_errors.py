@@ -29,6 +29,8 @@ def _build(sample_data_path, **overrides):
         ({"period": -3}, r"period: -3 is invalid"),
         ({"fusion": "concat"}, r"fusion: 'concat' is invalid; expected one of"),
         ({"target_table": "llm"}, r"target_table: 'llm' is invalid"),
+        ({"projection_dropout": 1.0}, r"projection_dropout: 1\.0 is invalid; expected in \[0, 1\)"),
+        ({"step_precision": "fp16"}, r"step_precision: 'fp16' is invalid; expected one of"),
     ],
 )
 def test_invalid_hyperparameters_name_the_key_and_range(

@@ -32,7 +32,7 @@ from recbole_faerec.model.fusion import (
     TARGET_TABLES,
     FusedItemEmbedding,
 )
-from recbole_faerec.model.precision import step_dtype
+from recbole_faerec.model.precision import PRECISIONS, step_dtype
 
 
 def _require(ok: bool, key: str, value, valid: str) -> None:
@@ -97,6 +97,10 @@ def validate_faerec_config(config) -> None:
     _require(negatives is None or negatives >= 1, "align_max_negatives", negatives, "null or >= 1")
     content = config["content_weight"]
     _require(content is not None and content >= 0, "content_weight", content, "a number >= 0")
+    dropout = config["projection_dropout"]
+    _require(dropout is not None and 0 <= dropout < 1, "projection_dropout", dropout, "in [0, 1)")
+    precision = config["step_precision"]
+    _require(precision in PRECISIONS, "step_precision", precision, f"one of {PRECISIONS}")
     input_dim = config["llm_input_dim"]
     _require(input_dim is None or input_dim >= 1, "llm_input_dim", input_dim, "null or >= 1")
 

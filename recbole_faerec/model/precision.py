@@ -1,4 +1,4 @@
-"""Low-precision products for FAERec's training steps (``fusion_precision``).
+"""Low-precision products for FAERec's training steps (``step_precision``).
 
 FAERec's own work per training step is a handful of matrix products over the step's distinct
 items: the LLM projection, the gate and InfoNCE's similarities. On a CPU with native bfloat16
@@ -37,11 +37,11 @@ def native_bfloat16(device: torch.device | str) -> bool:
 
 
 def step_dtype(precision: str, device: torch.device | str) -> torch.dtype:
-    """The dtype of FAERec's training-step products for ``fusion_precision``: ``float32``,
+    """The dtype of FAERec's training-step products for ``step_precision``: ``float32``,
     ``bfloat16``, or ``auto`` (bfloat16 where :func:`native_bfloat16`, else float32)."""
     if precision not in PRECISIONS:
         raise ValueError(
-            f"fusion_precision: {precision!r} is invalid; expected one of {', '.join(PRECISIONS)}."
+            f"step_precision: {precision!r} is invalid; expected one of {', '.join(PRECISIONS)}."
         )
     if precision == "bfloat16" or (precision == "auto" and native_bfloat16(device)):
         return torch.bfloat16
