@@ -109,15 +109,6 @@ def test_evaluation_is_float32_whatever_the_step_dtype():
     assert torch.equal(low(torch.tensor([[3, 5]])), exact(torch.tensor([[3, 5]])))
 
 
-def test_loading_weights_refreshes_the_low_precision_llm_table():
-    low = FusedItemEmbedding(_table(seed=0), hidden_size=8, step_dtype=torch.bfloat16)
-    other = FusedItemEmbedding(_table(seed=1), hidden_size=8)
-    assert "step_llm_table" not in low.state_dict()
-    low.load_state_dict(other.state_dict())
-    assert torch.equal(low.step_llm_table, other.llm_table.to(torch.bfloat16))
-    assert FusedItemEmbedding(_table(), hidden_size=8).step_llm_table is None
-
-
 def test_uniform_mask_dropout_keeps_one_minus_p_and_rescales():
     dropout = UniformMaskDropout(0.25).train()
     x = torch.ones(200, 100, requires_grad=True)

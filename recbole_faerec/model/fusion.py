@@ -188,6 +188,8 @@ class FusedItemEmbedding(nn.Module):
         extra_rows: rows after the items (e.g. a mask token), plain trainable embeddings.
         llm_input_dim: a wider ``llm_table`` is replaced by its top ``llm_input_dim`` principal
             component scores before the projection; None keeps every dimension.
+        step_dtype: dtype of the projection's and the gate's products in training steps
+            (:mod:`.precision`); evaluation always computes in float32.
     """
 
     def __init__(
@@ -219,8 +221,6 @@ class FusedItemEmbedding(nn.Module):
             score_norm = nn.LayerNorm(hidden_size, elementwise_affine=False)
         self.score_norm = score_norm if score_table == "layernorm" else None
         self.register_buffer("llm_table", llm_table)
-        step_table = None if step_dtype == torch.float32 else llm_table.to(step_dtype)
-        self.register_buffer("step_llm_table", step_table, persistent=False)
         self.id_embedding = nn.Embedding(self.num_items, hidden_size, padding_idx=0)
         if reduced and hidden_size <= llm_dim:
             # The reduced table holds principal component scores, by decreasing variance.
@@ -235,7 +235,7 @@ class FusedItemEmbedding(nn.Module):
         self._step_views: _ItemViews | None = None
         self._eval_views: _ItemViews | None = None
         self._eval_scores: torch.Tensor | None = None
-        self.register_load_state_dict_post_hook(lambda module, _: module._refresh_tables())
+        self.register_load_state_dict_post_hook(lambda module, _: module.drop_eval_tables())
 
     # -- the two views and their fusion -------------------------------------------------------
     def views(self, ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,7 +310,7 @@ class FusedItemEmbedding(nn.Module):
         padded = nn.functional.pad(ids, (0, padded_rows(n)))
         e_id = self.id_embedding(padded)
         with torch.autocast(device_type=ids.device.type, dtype=self.step_dtype):
-            e_llm = self.projection(nn.functional.embedding(padded, self.step_llm_table)).float()
+            e_llm = self.projection(nn.functional.embedding(padded, self.llm_table)).float()
             fused = self.fuse(e_id, e_llm)
         return e_id[:n], e_llm[:n], fused[:n]
 
@@ -376,12 +376,6 @@ class FusedItemEmbedding(nn.Module):
             yield
         finally:
             self._step_views = None
-
-    def _refresh_tables(self) -> None:
-        """After loading weights: rebuild the low-precision LLM table, forget the eval tables."""
-        if self.step_llm_table is not None:
-            self.step_llm_table = self.llm_table.to(self.step_dtype)
-        self.drop_eval_tables()
 
     def drop_eval_tables(self) -> None:
         """Forget the evaluation tables; they are rebuilt from the current weights on first use."""
