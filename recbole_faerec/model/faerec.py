@@ -5,7 +5,9 @@ Reading order follows the paper:
 1. **Adaptive gating fusion** (:mod:`.fusion`): the backbone's item table is replaced by a
    :class:`~.fusion.FusedItemEmbedding` that mixes a trainable ID embedding (PCA-initialised)
    with a projected, frozen LLM text embedding through a per-dimension gate. The backbone's
-   encoder, loss and scoring code run unchanged on top of it.
+   encoder, loss and scoring code run unchanged on top of it. Training steps compute its products
+   and InfoNCE's similarities in bfloat16 where the hardware has it (``step_precision``,
+   :mod:`.precision`).
 2. **Dual-level alignment** (:mod:`.alignment`): item-level InfoNCE and feature-level Barlow Twins
    (per popularity group) between the ID and LLM views of the distinct items of the batch.
 3. **Curriculum** (:mod:`.curriculum`): ``L_align = w(t) L_item + (1 - w(t)) L_feature`` with the
