@@ -34,7 +34,7 @@ from recbole_faerec.model.fusion import (
     TARGET_TABLES,
     FusedItemEmbedding,
 )
-from recbole_faerec.model.precision import PRECISIONS, step_dtype
+from recbole_faerec.model.precision import step_dtype
 
 
 def _require(ok: bool, key: str, value, valid: str) -> None:
@@ -101,8 +101,7 @@ def validate_faerec_config(config) -> None:
     _require(content is not None and content >= 0, "content_weight", content, "a number >= 0")
     dropout = config["projection_dropout"]
     _require(dropout is not None and 0 <= dropout < 1, "projection_dropout", dropout, "in [0, 1)")
-    precision = config["step_precision"]
-    _require(precision in PRECISIONS, "step_precision", precision, f"one of {PRECISIONS}")
+    step_dtype(config["step_precision"], config["device"])  # raises, naming the key, when invalid
     input_dim = config["llm_input_dim"]
     _require(input_dim is None or input_dim >= 1, "llm_input_dim", input_dim, "null or >= 1")
 
