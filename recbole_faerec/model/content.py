@@ -6,11 +6,14 @@ content prior adds to each user's scores a term that needs no training::
 
     score(u, i) + weight * std_u * cos(c_u, c_i)
 
-``c_i`` is item ``i``'s LLM text embedding reduced to its top principal components (as many as
-the item embedding size, the same PCA that initialises the ID table) and normalised; ``c_u`` is
-the normalised sum of ``c_j`` over the items of the user's input sequence; ``std_u`` is the
-standard deviation of the user's scores over all items, which makes ``weight`` a number of
-standard deviations, independent of the backbone's and the loss's score scale.
+``c_i`` is item ``i``'s LLM text embedding, centred, written in its principal components, each
+component divided by ``sqrt(variance + shrinkage * mean variance)`` (a whitening, shrunk towards
+the plain PCA so that near-empty directions are not blown up), and normalised. Sentence encoders
+spend most of their variance on a few directions that every text shares; whitening lets the
+directions that tell two items apart count as much. ``c_u`` is the normalised sum of ``c_j`` over
+the items of the user's input sequence; ``std_u`` is the standard deviation of the user's scores
+over all items, which makes ``weight`` a number of standard deviations, independent of the
+backbone's and the loss's score scale.
 
 It is applied at full-sort evaluation (the paper's protocol); training and sampled evaluation
 (``predict``) use the model's own scores.
@@ -30,16 +33,21 @@ class ContentPrior(nn.Module):
 
     Args:
         llm_table: frozen LLM embeddings, one row per RecBole item id (row 0 is padding).
-        dim: principal components kept for the similarity (at most the table's width and its
-            number of items, so that no random column is added as PCA initialisation pads).
         weight: standard deviations of the user's scores that a cosine of 1 adds.
+        shrinkage: each principal component is divided by ``sqrt(its variance + shrinkage x
+            the mean variance)``; > 0. Small values whiten fully, large ones keep the plain
+            PCA's proportions.
     """
 
-    def __init__(self, llm_table: torch.Tensor, dim: int, weight: float) -> None:
+    def __init__(self, llm_table: torch.Tensor, weight: float, shrinkage: float) -> None:
         super().__init__()
+        if not shrinkage > 0:
+            raise ValueError(f"shrinkage must be > 0, got {shrinkage!r}")
         self.weight = weight
-        components = min(dim, llm_table.size(1), llm_table.size(0) - 1)
-        vectors = F.normalize(pca_initialisation(llm_table.float(), components), dim=-1)
+        components = min(llm_table.size(1), llm_table.size(0) - 1)
+        scores = pca_initialisation(llm_table.float(), components)
+        variance = scores[1:].var(dim=0)
+        vectors = F.normalize(scores * (variance + shrinkage * variance.mean()).rsqrt(), dim=-1)
         vectors[0] = 0.0
         self.register_buffer("item_vectors", vectors, persistent=False)
 

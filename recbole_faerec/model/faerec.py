@@ -54,6 +54,7 @@ NUMERIC_KEYS = (
     "align_max_negatives",
     "llm_input_dim",
     "content_weight",
+    "content_shrinkage",
 )
 
 
@@ -99,6 +100,8 @@ def validate_faerec_config(config) -> None:
     _require(negatives is None or negatives >= 1, "align_max_negatives", negatives, "null or >= 1")
     content = config["content_weight"]
     _require(content is not None and content >= 0, "content_weight", content, "a number >= 0")
+    shrink = config["content_shrinkage"]
+    _require(shrink is not None and shrink > 0, "content_shrinkage", shrink, "a number > 0")
     dropout = config["projection_dropout"]
     _require(dropout is not None and 0 <= dropout < 1, "projection_dropout", dropout, "in [0, 1)")
     step_dtype(config["step_precision"], config["device"])  # raises, naming the key, when invalid
@@ -144,7 +147,9 @@ class FAERec(BareBackbone):
         self.register_buffer("item_popularity", popularity)
         weight = config["content_weight"]
         self.content_prior = (
-            ContentPrior(llm_table, original.embedding_dim, weight) if weight > 0 else None
+            ContentPrior(self.fusion.llm_table, weight, config["content_shrinkage"])
+            if weight > 0
+            else None
         )
 
     def input_layer_norm(self, hidden_size: int) -> nn.LayerNorm | None:
