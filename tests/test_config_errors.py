@@ -23,6 +23,7 @@ def _build(sample_data_path, **overrides):
         ({"tau": -1.0}, r"tau: -1\.0 is invalid"),
         ({"lambda": -0.5}, r"lambda: -0\.5 is invalid; expected a number >= 0"),
         ({"content_weight": -1.0}, r"content_weight: -1\.0 is invalid; expected a number >= 0"),
+        ({"content_shrinkage": 0.0}, r"content_shrinkage: 0\.0 is invalid; expected a number > 0"),
         ({"w_min": 0.95, "w_max": 0.5}, r"w_min: 0\.95 is invalid; expected w_min <= w_max"),
         ({"w_max": 1.5}, r"w_max: 1\.5 is invalid; expected a number in \[0, 1\]"),
         ({"period": 0}, r"period: 0 is invalid; expected a number of epochs > 0"),

@@ -8,7 +8,7 @@ from recbole_faerec.model.content import ContentPrior, row_std
 
 
 def _prior(vectors: list[list[float]], weight: float) -> ContentPrior:
-    prior = ContentPrior(torch.randn(len(vectors), 4), dim=2, weight=weight)
+    prior = ContentPrior(torch.randn(len(vectors), 4), weight=weight, shrinkage=0.01)
     prior.item_vectors = torch.tensor(vectors)
     return prior
 
@@ -29,26 +29,46 @@ def test_the_user_vector_is_the_normalised_sum_of_the_sequence():
     torch.testing.assert_close(prior.similarity(seq), expected)
 
 
-def test_item_vectors_are_the_cosines_of_the_centred_llm_rows():
+# Centred rows (+-2, +-1): principal axes x and y, unbiased variances 16/3 and 4/3, mean 10/3.
+AXES_TABLE = torch.tensor([[9.0, 9.0], [2.0, 1.0], [-2.0, -1.0], [2.0, -1.0], [-2.0, 1.0]]) + 5.0
+
+
+def _cosines(prior: ContentPrior) -> torch.Tensor:
+    vectors = prior.item_vectors
+    return vectors[1:] @ vectors[1:].T
+
+
+def test_whitening_divides_each_component_by_its_shrunk_deviation():
+    prior = ContentPrior(AXES_TABLE, weight=1.0, shrinkage=1.0)
+    assert torch.equal(prior.item_vectors[0], torch.zeros(2))
+    torch.testing.assert_close(prior.item_vectors[1:].norm(dim=-1), torch.ones(4))
+    # x / sqrt(16/3 + 10/3), y / sqrt(4/3 + 10/3): cos((2, 1), (2, -1)) = (6/13 - 3/14) /
+    # (6/13 + 3/14) = 15/41, where the plain cosine is 3/5.
+    assert _cosines(prior)[0, 2].item() == pytest.approx(15 / 41, abs=1e-6)
+    assert _cosines(prior)[0, 1].item() == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_little_shrinkage_whitens_and_much_keeps_the_plain_cosines():
+    whitened = ContentPrior(AXES_TABLE, weight=1.0, shrinkage=1e-6)
+    assert _cosines(whitened)[0, 2].item() == pytest.approx(0.0, abs=1e-5)
     torch.manual_seed(0)
     table = torch.randn(7, 3)
-    prior = ContentPrior(table, dim=3, weight=1.0)  # all components: a rotation of the rows
+    plain = ContentPrior(table, weight=1.0, shrinkage=1e6)
     centred = F.normalize(table[1:] - table[1:].mean(dim=0), dim=-1)
-    vectors = prior.item_vectors
-    assert torch.equal(vectors[0], torch.zeros(3))
-    torch.testing.assert_close(vectors[1:].norm(dim=-1), torch.ones(6))
-    torch.testing.assert_close(vectors[1:] @ vectors[1:].T, centred @ centred.T)
+    torch.testing.assert_close(_cosines(plain), centred @ centred.T, atol=1e-4, rtol=0)
 
 
-def test_more_components_than_the_table_has_add_no_random_columns():
-    torch.manual_seed(1)
-    table = torch.randn(5, 3)
-    prior = ContentPrior(table, dim=8, weight=1.0)  # a hidden size wider than the LLM vectors
-    centred = F.normalize(table[1:] - table[1:].mean(dim=0), dim=-1)
+def test_a_direction_without_variance_is_not_blown_up():
+    line = torch.arange(5.0).unsqueeze(1) * torch.tensor([[1.0, 2.0, 2.0]]) + 0.5
+    prior = ContentPrior(line, weight=1.0, shrinkage=0.01)  # rank 1: two empty directions
     assert prior.item_vectors.shape == (5, 3)
-    torch.testing.assert_close(
-        prior.item_vectors[1:] @ prior.item_vectors[1:].T, centred @ centred.T
-    )
+    side = torch.tensor([-1.0, -1.0, 1.0, 1.0])  # items 1-4 lie either side of their mean
+    torch.testing.assert_close(_cosines(prior), side.outer(side), atol=1e-4, rtol=0)
+
+
+def test_shrinkage_must_be_positive():
+    with pytest.raises(ValueError, match="shrinkage must be > 0"):
+        ContentPrior(AXES_TABLE, weight=1.0, shrinkage=0.0)
 
 
 def test_the_added_term_scales_with_the_scores():
@@ -72,3 +92,17 @@ def test_row_std_is_the_unbiased_standard_deviation(shift):
     torch.manual_seed(0)
     x = torch.randn(5, 3000) * 25 + shift
     torch.testing.assert_close(row_std(x), x.std(dim=1, keepdim=True), rtol=2e-3, atol=0)
+
+
+def test_a_bfloat16_product_stays_close_to_float32_and_keeps_float32_scores():
+    torch.manual_seed(2)
+    table = torch.randn(300, 16)
+    exact = ContentPrior(table, weight=5.0, shrinkage=0.01)
+    low = ContentPrior(table, weight=5.0, shrinkage=0.01, dtype=torch.bfloat16)
+    scores = torch.randn(8, 300)
+    seq = torch.randint(1, 300, (8, 6))
+    expected, out = exact(scores.clone(), seq), low(scores.clone(), seq)
+    assert out.dtype == torch.float32
+    spread = 5.0 * row_std(scores[:, 1:])  # what a cosine of 1 adds
+    assert ((out - expected).abs() / spread).max() < 2e-2
+    assert not torch.equal(out, expected)

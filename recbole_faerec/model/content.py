@@ -16,7 +16,10 @@ over all items, which makes ``weight`` a number of standard deviations, independ
 backbone's and the loss's score scale.
 
 It is applied at full-sort evaluation (the paper's protocol); training and sampled evaluation
-(``predict``) use the model's own scores.
+(``predict``) use the model's own scores. The ``users x width`` by ``width x items`` product of
+the cosines costs as much as the backbone's own scoring three times over at the default model's
+384 dimensions; with ``step_precision`` in bfloat16 it runs in bfloat16 (about three times faster
+on a CPU with ``avx512_bf16``; the term moves by about 1e-2 of the user's score spread).
 """
 
 from __future__ import annotations
@@ -37,13 +40,21 @@ class ContentPrior(nn.Module):
         shrinkage: each principal component is divided by ``sqrt(its variance + shrinkage x
             the mean variance)``; > 0. Small values whiten fully, large ones keep the plain
             PCA's proportions.
+        dtype: dtype of the cosine product (float32 or bfloat16); the scores stay float32.
     """
 
-    def __init__(self, llm_table: torch.Tensor, weight: float, shrinkage: float) -> None:
+    def __init__(
+        self,
+        llm_table: torch.Tensor,
+        weight: float,
+        shrinkage: float,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         super().__init__()
         if not shrinkage > 0:
             raise ValueError(f"shrinkage must be > 0, got {shrinkage!r}")
         self.weight = weight
+        self.dtype = dtype
         components = min(llm_table.size(1), llm_table.size(0) - 1)
         scores = pca_initialisation(llm_table.float(), components)
         variance = scores[1:].var(dim=0)
@@ -61,12 +72,12 @@ class ContentPrior(nn.Module):
 
     def forward(self, scores: torch.Tensor, item_seq: torch.Tensor) -> torch.Tensor:
         """Add the prior to ``scores`` (users x items, column 0 the padding item) in place and
-        return them. The user's weight scales ``c_u`` before one accumulating product, so no
-        other ``users x items`` tensor is made."""
-        spread = row_std(scores[:, 1:])
-        return scores.addmm_(
-            self.user_vectors(item_seq) * (self.weight * spread), self.item_vectors.T
-        )
+        return them. The user's weight scales ``c_u`` before one product; in float32 that
+        product accumulates into ``scores``, so no other ``users x items`` tensor is made."""
+        users = self.user_vectors(item_seq) * (self.weight * row_std(scores[:, 1:]))
+        if self.dtype == torch.float32:
+            return scores.addmm_(users, self.item_vectors.T)
+        return scores.add_(users.to(self.dtype) @ self.item_vectors.to(self.dtype).T)
 
 
 def row_std(x: torch.Tensor) -> torch.Tensor:

@@ -130,6 +130,7 @@ class FAERec(BareBackbone):
         self.align_max_negatives = config["align_max_negatives"]
 
         llm_table = torch.as_tensor(dataset.llm_embeddings, dtype=torch.float32)
+        dtype = step_dtype(config["step_precision"], config["device"])
         original = self.backbone.item_embedding
         self.backbone.item_embedding = FusedItemEmbedding(
             llm_table,
@@ -141,13 +142,18 @@ class FAERec(BareBackbone):
             score_norm=self.input_layer_norm(original.embedding_dim),
             extra_rows=original.num_embeddings - llm_table.size(0),
             llm_input_dim=config["llm_input_dim"],
-            step_dtype=step_dtype(config["step_precision"], config["device"]),
+            step_dtype=dtype,
         )
         popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
         self.register_buffer("item_popularity", popularity)
         weight = config["content_weight"]
         self.content_prior = (
-            ContentPrior(self.fusion.llm_table, weight, config["content_shrinkage"])
+            ContentPrior(
+                self.fusion.llm_table,
+                weight,
+                config["content_shrinkage"],
+                dtype,
+            )
             if weight > 0
             else None
         )
