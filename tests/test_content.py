@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from recbole_faerec.model import content
 from recbole_faerec.model.content import ContentPrior, row_std
 
 
@@ -106,3 +107,12 @@ def test_a_bfloat16_product_stays_close_to_float32_and_keeps_float32_scores():
     spread = 5.0 * row_std(scores[:, 1:])  # what a cosine of 1 adds
     assert ((out - expected).abs() / spread).max() < 2e-2
     assert not torch.equal(out, expected)
+
+
+def test_a_low_precision_product_added_in_blocks_equals_one_block(monkeypatch):
+    torch.manual_seed(3)
+    prior = ContentPrior(torch.randn(300, 16), weight=5.0, shrinkage=0.01, dtype=torch.bfloat16)
+    scores, seq = torch.randn(9, 300), torch.randint(1, 300, (9, 6))
+    whole = prior(scores.clone(), seq)
+    monkeypatch.setattr(content, "CHUNK_ENTRIES", 600)  # blocks of 2 users, the last of 1
+    torch.testing.assert_close(prior(scores.clone(), seq), whole, rtol=0, atol=0)
