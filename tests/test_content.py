@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recbole_faerec.model import content
+from recbole_faerec.model import precision
 from recbole_faerec.model.content import ContentPrior, row_std
 
 
@@ -114,5 +114,5 @@ def test_a_low_precision_product_added_in_blocks_equals_one_block(monkeypatch):
     prior = ContentPrior(torch.randn(300, 16), weight=5.0, shrinkage=0.01, dtype=torch.bfloat16)
     scores, seq = torch.randn(9, 300), torch.randint(1, 300, (9, 6))
     whole = prior(scores.clone(), seq)
-    monkeypatch.setattr(content, "CHUNK_ENTRIES", 600)  # blocks of 2 users, the last of 1
+    monkeypatch.setattr(precision, "CHUNK_ENTRIES", 600)  # blocks of 2 users, the last of 1
     torch.testing.assert_close(prior(scores.clone(), seq), whole, rtol=0, atol=0)

@@ -29,11 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_faerec.model.fusion import pca_initialisation
-
-#: Low-precision products are added to the float32 scores in blocks of about this many entries
-#: (4 MB of bfloat16), which stay in the CPU's cache between the product and the addition: the
-#: whole ``users x items`` block at once takes twice as long.
-CHUNK_ENTRIES = 1 << 21
+from recbole_faerec.model.precision import add_matmul_
 
 
 class ContentPrior(nn.Module):
@@ -79,15 +75,9 @@ class ContentPrior(nn.Module):
         """Add the prior to ``scores`` (users x items, column 0 the padding item) in place and
         return them. The user's weight scales ``c_u`` before the product; in float32 it
         accumulates into ``scores``, so no other ``users x items`` tensor is made; in a low
-        precision it is added in blocks of users (:data:`CHUNK_ENTRIES`)."""
+        precision it is added in blocks of users (:func:`.precision.add_matmul_`)."""
         users = self.user_vectors(item_seq) * (self.weight * row_std(scores[:, 1:]))
-        if self.dtype == torch.float32:
-            return scores.addmm_(users, self.item_vectors.T)
-        users, items = users.to(self.dtype), self.item_vectors.to(self.dtype).T
-        rows = max(1, CHUNK_ENTRIES // scores.size(1))
-        for start in range(0, scores.size(0), rows):
-            scores[start : start + rows].add_(users[start : start + rows] @ items)
-        return scores
+        return add_matmul_(scores, users, self.item_vectors.T, self.dtype)
 
 
 def row_std(x: torch.Tensor) -> torch.Tensor:
