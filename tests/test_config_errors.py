@@ -24,6 +24,10 @@ def _build(sample_data_path, **overrides):
         ({"lambda": -0.5}, r"lambda: -0\.5 is invalid; expected a number >= 0"),
         ({"content_weight": -1.0}, r"content_weight: -1\.0 is invalid; expected a number >= 0"),
         ({"content_shrinkage": 0.0}, r"content_shrinkage: 0\.0 is invalid; expected a number > 0"),
+        (
+            {"content_transition_epochs": -1},
+            r"content_transition_epochs: -1 is invalid; expected an int >= 0",
+        ),
         ({"w_min": 0.95, "w_max": 0.5}, r"w_min: 0\.95 is invalid; expected w_min <= w_max"),
         ({"w_max": 1.5}, r"w_max: 1\.5 is invalid; expected a number in \[0, 1\]"),
         ({"period": 0}, r"period: 0 is invalid; expected a number of epochs > 0"),

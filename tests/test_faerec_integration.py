@@ -75,6 +75,22 @@ def test_faerec_replaces_the_backbone_item_table(fast_config):
     assert not torch.allclose(scores, table_scores)
 
 
+@pytest.mark.parametrize("epochs", [1, 0])
+def test_the_content_prior_fits_its_text_transition_on_the_training_split(fast_config, epochs):
+    settings = {**fast_config, "content_transition_epochs": epochs}
+    config = build_config("SASRec", SAMPLE, config_dict=settings)
+    train, valid, _ = data_preparation(config, create_dataset(config))
+    prior = FAERec(config, train._dataset).content_prior
+    if epochs == 0:
+        assert prior.transition is None
+        return
+    width = prior.item_vectors.size(1)
+    assert prior.transition.shape == (width, width)
+    assert not torch.allclose(prior.transition, torch.eye(width), atol=1e-3)
+    seq = next(iter(valid))[0]["item_id_list"]
+    torch.testing.assert_close(prior.user_vectors(seq).norm(dim=-1), torch.ones(seq.size(0)))
+
+
 def test_content_weight_zero_scores_with_the_table_alone(fast_config):
     config = build_config("SASRec", SAMPLE, config_dict={**fast_config, "content_weight": 0.0})
     train, _, _ = data_preparation(config, create_dataset(config))

@@ -15,6 +15,10 @@ the items of the user's input sequence; ``std_u`` is the standard deviation of t
 over all items, which makes ``weight`` a number of standard deviations, independent of the
 backbone's and the loss's score scale.
 
+With a *text transition* (:mod:`.transition`, fitted on the training sequences by
+:meth:`ContentPrior.fit_transition`), ``c_u`` is first moved to where the next item's text is
+expected: ``c_u <- normalise(c_u W)``.
+
 It is applied at full-sort evaluation (the paper's protocol); training and sampled evaluation
 (``predict``) use the model's own scores. The ``users x width`` by ``width x items`` product of
 the cosines costs as much as the backbone's own scoring three times over at the default model's
@@ -30,6 +34,7 @@ from torch import nn
 
 from recbole_faerec.model.fusion import pca_initialisation
 from recbole_faerec.model.precision import add_matmul_
+from recbole_faerec.model.transition import TrainingPairs, fit_text_transition
 
 
 class ContentPrior(nn.Module):
@@ -62,10 +67,39 @@ class ContentPrior(nn.Module):
         vectors = F.normalize(scores * (variance + shrinkage * variance.mean()).rsqrt(), dim=-1)
         vectors[0] = 0.0
         self.register_buffer("item_vectors", vectors, persistent=False)
+        self.register_buffer("transition", None, persistent=False)
+
+    def fit_transition(
+        self,
+        pairs: TrainingPairs,
+        popularity: torch.Tensor,
+        epochs: int,
+        popularity_weight: float,
+        seed: int,
+        show_progress: bool = False,
+    ) -> None:
+        """Fit the text transition on training pairs (:func:`.transition.fit_text_transition`)."""
+        self.transition = fit_text_transition(
+            self.item_vectors,
+            pairs,
+            popularity,
+            epochs,
+            popularity_weight,
+            seed,
+            self.dtype,
+            show_progress,
+        )
+
+    def _sum_vectors(self, item_seq: torch.Tensor) -> torch.Tensor:
+        return F.normalize(F.embedding_bag(item_seq, self.item_vectors, mode="sum"), dim=-1)
 
     def user_vectors(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """Normalised sum of the item vectors of each sequence (padding adds nothing)."""
-        return F.normalize(F.embedding_bag(item_seq, self.item_vectors, mode="sum"), dim=-1)
+        """``c_u``: the normalised sum of the item vectors of each sequence (padding adds
+        nothing), through the text transition when one is fitted."""
+        users = self._sum_vectors(item_seq)
+        if self.transition is None:
+            return users
+        return F.normalize(users @ self.transition, dim=-1)
 
     def similarity(self, item_seq: torch.Tensor) -> torch.Tensor:
         """``cos(c_u, c_i)`` of every user (row) and item (column); 0 for the padding item."""

@@ -35,6 +35,7 @@ from recbole_faerec.model.fusion import (
     FusedItemEmbedding,
 )
 from recbole_faerec.model.precision import step_dtype
+from recbole_faerec.model.transition import TrainingPairs
 
 
 def _require(ok: bool, key: str, value, valid: str) -> None:
@@ -55,6 +56,8 @@ NUMERIC_KEYS = (
     "llm_input_dim",
     "content_weight",
     "content_shrinkage",
+    "content_transition_epochs",
+    "content_transition_popularity",
 )
 
 
@@ -102,6 +105,12 @@ def validate_faerec_config(config) -> None:
     _require(content is not None and content >= 0, "content_weight", content, "a number >= 0")
     shrink = config["content_shrinkage"]
     _require(shrink is not None and shrink > 0, "content_shrinkage", shrink, "a number > 0")
+    epochs = config["content_transition_epochs"]
+    _require(
+        isinstance(epochs, int) and epochs >= 0, "content_transition_epochs", epochs, "an int >= 0"
+    )
+    adjust = config["content_transition_popularity"]
+    _require(adjust is not None, "content_transition_popularity", adjust, "a number")
     dropout = config["projection_dropout"]
     _require(dropout is not None and 0 <= dropout < 1, "projection_dropout", dropout, "in [0, 1)")
     step_dtype(config["step_precision"], config["device"])  # raises, naming the key, when invalid
@@ -157,6 +166,23 @@ class FAERec(BareBackbone):
             if weight > 0
             else None
         )
+        epochs = config["content_transition_epochs"]
+        if self.content_prior is not None and epochs > 0:
+            rows = dataset.inter_feat
+            pairs = TrainingPairs(
+                rows[self.ITEM_SEQ],
+                rows[self.ITEM_SEQ_LEN],
+                rows[self.POS_ITEM_ID],
+                every_position=self.all_positions,
+            )
+            self.content_prior.fit_transition(
+                pairs,
+                popularity,
+                epochs,
+                config["content_transition_popularity"],
+                seed=config["seed"],
+                show_progress=config["show_progress"],
+            )
 
     def input_layer_norm(self, hidden_size: int) -> nn.LayerNorm | None:
         """The backbone's LayerNorm over its input embeddings (``LayerNorm``, as in SASRec), which
