@@ -63,6 +63,7 @@ def run_recbole_faerec(
     title = f"{'bare ' if base else 'FAERec + '}{model} on {dataset} (test)"
     logger.info(f"{title}\n{format_results_table(test_result, config['topk'])}")
     if not config["single_spec"]:
+        torch.distributed.barrier()  # every rank is done with the group before any tears it down
         torch.distributed.destroy_process_group()
     log_file = _log_file()
     results_file = None
