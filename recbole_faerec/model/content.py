@@ -34,7 +34,7 @@ from torch import nn
 
 from recbole_faerec.model.fusion import pca_initialisation
 from recbole_faerec.model.precision import add_matmul_
-from recbole_faerec.model.transition import TrainingPairs, fit_text_transition
+from recbole_faerec.model.transition import TrainingPairs, fit_text_transition, sequence_vectors
 
 
 class ContentPrior(nn.Module):
@@ -90,13 +90,10 @@ class ContentPrior(nn.Module):
             show_progress,
         )
 
-    def _sum_vectors(self, item_seq: torch.Tensor) -> torch.Tensor:
-        return F.normalize(F.embedding_bag(item_seq, self.item_vectors, mode="sum"), dim=-1)
-
     def user_vectors(self, item_seq: torch.Tensor) -> torch.Tensor:
         """``c_u``: the normalised sum of the item vectors of each sequence (padding adds
         nothing), through the text transition when one is fitted."""
-        users = self._sum_vectors(item_seq)
+        users = sequence_vectors(item_seq, self.item_vectors)
         if self.transition is None:
             return users
         return F.normalize(users @ self.transition, dim=-1)

@@ -39,6 +39,11 @@ IDENTITY_PULL = 0.001
 PAIRS_PER_STEP = 1024
 
 
+def sequence_vectors(item_seq: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """The normalised sum of the ``vectors`` of each sequence's items (padding row 0 is zero)."""
+    return F.normalize(F.embedding_bag(item_seq, vectors, mode="sum"), dim=-1)
+
+
 class TrainingPairs:
     """The (prefix, next item) pairs of training rows, made batch by batch.
 
@@ -73,7 +78,7 @@ class TrainingPairs:
         if rows is not None:
             seq, lengths, targets = seq[rows], lengths[rows], targets[rows]
         if not self.every_position:
-            return F.normalize(F.embedding_bag(seq, vectors, mode="sum"), dim=-1), targets
+            return sequence_vectors(seq, vectors), targets
         prefixes = F.normalize(vectors[seq].cumsum(dim=1), dim=-1)
         following = torch.cat([seq[:, 1:], seq.new_zeros(seq.size(0), 1)], dim=1)
         following.scatter_(1, (lengths - 1).unsqueeze(1), targets.unsqueeze(1))
@@ -84,16 +89,16 @@ class TrainingPairs:
         self, vectors: torch.Tensor, generator: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of shuffled batches of whole rows, about :data:`PAIRS_PER_STEP` pairs each."""
-        rows = self.targets.numel()
-        per_batch = max(1, round(PAIRS_PER_STEP * rows / max(len(self), 1)))
-        for batch in torch.randperm(rows, generator=generator).split(per_batch):
+        order = torch.randperm(self.targets.numel(), generator=generator)
+        for batch in order.split(self._rows_per_batch()):
             yield self.pairs(vectors, batch)
 
     def steps(self) -> int:
         """Adam steps per epoch."""
-        rows = self.targets.numel()
-        per_batch = max(1, round(PAIRS_PER_STEP * rows / max(len(self), 1)))
-        return -(-rows // per_batch)
+        return -(-self.targets.numel() // self._rows_per_batch())
+
+    def _rows_per_batch(self) -> int:
+        return max(1, round(PAIRS_PER_STEP * self.targets.numel() / max(len(self), 1)))
 
 
 def fit_text_transition(
