@@ -3,11 +3,12 @@
 Files are merged in this order, later ones winning (RecBole then applies its own precedence,
 ``command line > config_dict > config files > RecBole defaults``)::
 
-    backbone < metrics.yaml < embedding.yaml < FAERec.yaml < dataset yaml < user files
+    backbone < metrics.yaml < embedding.yaml < protocol.yaml < text_prior.yaml < FAERec.yaml
+             < dataset yaml < user files
 
 The backbone yaml is the plugin's own (``properties/model/<name>.yaml``) for the models it adds,
-else RecBole's. A ``--base`` run uses the very same files, so the bare backbone and FAERec share
-every setting but FAERec itself.
+else RecBole's. A ``--base`` run uses the very same files but ``FAERec.yaml``, so the bare
+backbone and FAERec share every setting but FAERec itself.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from recbole_faerec.metrics import register_metrics
 from recbole_faerec.model.faerec import validate_faerec_config
 from recbole_faerec.model.registry import get_model, get_sequential_model
 from recbole_faerec.supported_backbones import check_backbone
+from recbole_faerec.text_prior.fit import validate_text_prior_config
 
 PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
 RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
@@ -38,13 +40,16 @@ def backbone_config_file(backbone: str) -> Path | None:
     return None
 
 
-def default_config_files(backbone: str, dataset: str) -> list[str]:
-    """The plugin's default yaml files for ``backbone`` on ``dataset``, in merge order."""
+def default_config_files(backbone: str, dataset: str, base: bool = False) -> list[str]:
+    """The plugin's default yaml files for ``backbone`` (bare if ``base``) on ``dataset``, in
+    merge order."""
     candidates = [
         backbone_config_file(backbone),
         PROPERTIES_DIR / "metrics.yaml",
         PROPERTIES_DIR / "embedding.yaml",
-        PROPERTIES_DIR / "model" / "FAERec.yaml",
+        PROPERTIES_DIR / "protocol.yaml",
+        PROPERTIES_DIR / "text_prior.yaml",
+        None if base else PROPERTIES_DIR / "model" / "FAERec.yaml",
         PROPERTIES_DIR / "dataset" / f"{dataset}.yaml",
     ]
     return [str(path) for path in candidates if path is not None and path.is_file()]
@@ -93,7 +98,7 @@ def build_config(
     user_files = [str(f) for f in config_file_list or []]
     for path in user_files:
         check_config_file(path)
-    files = default_config_files(backbone, dataset) + user_files
+    files = default_config_files(backbone, dataset, base) + user_files
     model_class = get_model("BareBackbone" if base else "FAERec")
     config = SequentialConfig(
         model=model_class,
@@ -106,6 +111,7 @@ def build_config(
         # after its backbone (model.registry.model_class builds it as BareBackbone).
         config["model"] = backbone
     check_backbone(backbone, backbone_class, config["loss_type"], config["train_mode"] or "prefix")
+    validate_text_prior_config(config)
     if not base:
         validate_faerec_config(config)
     if config["loss_type"] == "BCE":

@@ -4,17 +4,22 @@ The seeding follows RecBole's ``run_recbole``: the seed is set before the datase
 split, and set again (plus the process's rank) right before the model is built, so that a model's
 initial weights do not depend on how much randomness the data pipeline drew. Training, sweeps,
 reports, benchmarks and reloading a checkpoint all go through here, so they build the very same
-run from the same config.
+run from the same config. After training, :func:`fit_scoring` fits what scoring needs beyond the
+trained weights (the text prior) and saves it into the best checkpoint.
 """
 
 from __future__ import annotations
 
+from logging import getLogger
 from typing import Any, NamedTuple
 
-from recbole.utils import init_seed
+import torch
+from recbole.utils import calculate_valid_score, init_seed
 
 from recbole_faerec.data.dataset import create_dataset, data_preparation
+from recbole_faerec.io import atomic_open
 from recbole_faerec.model.registry import model_class
+from recbole_faerec.text_prior import choose_weight, fit_text_prior
 from recbole_faerec.trainer import FAERecTrainer
 
 
@@ -60,3 +65,39 @@ def prepare_run(config, trainer_class: type[FAERecTrainer] = FAERecTrainer) -> P
     return PreparedRun(
         dataset, train_data, valid_data, test_data, model, trainer_class(config, model)
     )
+
+
+def fit_scoring(trainer, train_data, valid_data, saved: bool = True) -> dict[float, float] | None:
+    """After training: put the best checkpoint's weights back in the model, fit its text prior
+    on the training split, choose the prior's weight on the validation split and write the best
+    checkpoint again with the prior, so that loading it scores exactly as this run does.
+
+    Returns the validation score of every weight tried, or None when the model has no prior.
+    Logs which scorer the run tests with.
+    """
+    model, config = trainer.model, trainer.config
+    logger = getLogger()
+    if model.text_prior is None:
+        logger.info("Scorer: the model's own scores (text_prior: False)")
+        return None
+    if saved:
+        checkpoint = torch.load(trainer.saved_model_file, map_location=trainer.device)
+        model.load_state_dict(checkpoint["state_dict"])
+        model.load_other_parameter(checkpoint.get("other_parameter"))
+    fit_text_prior(model, config, train_data._dataset)
+
+    def validate() -> float:
+        result = trainer.evaluate(valid_data, load_best_model=False)
+        return calculate_valid_score(result, trainer.valid_metric)
+
+    scores = choose_weight(model.text_prior, config["text_prior_weights"], validate)
+    if saved and (config["single_spec"] or config["local_rank"] == 0):
+        checkpoint["state_dict"] = model.state_dict()
+        with atomic_open(trainer.saved_model_file, "wb") as handle:
+            torch.save(checkpoint, handle)
+    if not config["single_spec"]:
+        torch.distributed.barrier()  # the checkpoint holds the prior before any rank loads it
+    weight = float(model.text_prior.weight)
+    scorer = "the model's own scores" if weight == 0 else "the model's scores + text prior"
+    logger.info(f"Scorer: {scorer} (text_prior weight {weight:g}, chosen on validation)")
+    return scores

@@ -15,7 +15,7 @@ from recbole.utils import get_environment, set_color
 
 from recbole_faerec.config import build_config
 from recbole_faerec.metrics import register_metrics
-from recbole_faerec.pipeline import build_model, prepare_data, prepare_run
+from recbole_faerec.pipeline import build_model, fit_scoring, prepare_data, prepare_run
 from recbole_faerec.process import init_logger
 from recbole_faerec.results import format_results_table, save_results_json
 
@@ -53,14 +53,16 @@ def run_recbole_faerec(
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
+    prior_scores = fit_scoring(trainer, train_data, valid_data, saved)
     test_result = trainer.evaluate(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
     )
+    test_without_prior = evaluate_without_prior(trainer, test_data)
     logger.info("The running environment:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
 
-    title = f"{'bare ' if base else 'FAERec + '}{model} on {dataset} (test)"
+    title = f"{run_title(model, base, trainer.model)} on {dataset} (test)"
     logger.info(f"{title}\n{format_results_table(test_result, config['topk'])}")
     if not config["single_spec"]:
         torch.distributed.barrier()  # every rank is done with the group before any tears it down
@@ -76,14 +78,50 @@ def run_recbole_faerec(
             backbone=model,
             dataset=dataset,
             best_valid_result=dict(best_valid_result or {}),
+            text_prior=text_prior_record(trainer.model, prior_scores, test_without_prior),
         )
     return {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
         "test_result": test_result,
+        "text_prior": text_prior_record(trainer.model, prior_scores, test_without_prior),
         "model_file": trainer.saved_model_file if saved else None,
         "results_file": str(results_file) if results_file else None,
+    }
+
+
+def run_title(backbone: str, base: bool, model) -> str:
+    """What a run tested: the bare backbone or FAERec around it, and the text prior if it is on."""
+    title = backbone if base else f"FAERec({backbone})"
+    prior = getattr(model, "text_prior", None)
+    return f"{title} + text prior" if prior is not None and prior.active else title
+
+
+def evaluate_without_prior(trainer, test_data) -> dict | None:
+    """Test metrics of the model's own scores, when the run tests with an active text prior (the
+    same checkpoint, the prior's weight set to 0 for this evaluation only)."""
+    prior = getattr(trainer.model, "text_prior", None)
+    if prior is None or not prior.active:
+        return None
+    weight = prior.weight.clone()
+    prior.weight.zero_()
+    try:
+        return trainer.evaluate(test_data, load_best_model=False)
+    finally:
+        prior.weight.copy_(weight)
+
+
+def text_prior_record(model, valid_scores: dict | None, test_without: dict | None) -> dict | None:
+    """The text prior's part of a run's results: the chosen weight, the validation score of
+    every weight tried and the test metrics without the prior; None without a prior."""
+    prior = getattr(model, "text_prior", None)
+    if prior is None:
+        return None
+    return {
+        "weight": float(prior.weight),
+        "valid_scores": {f"{w:g}": score for w, score in (valid_scores or {}).items()},
+        "test_result_without": dict(test_without) if test_without is not None else None,
     }
 
 
@@ -164,6 +202,7 @@ def objective_function(
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, verbose=False, saved=saved
     )
+    fit_scoring(trainer, train_data, valid_data, saved)
     test_result = trainer.evaluate(test_data, load_best_model=saved)
     return {
         "model": config["model"],

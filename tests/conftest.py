@@ -104,7 +104,8 @@ def fast_config(sample_data_path, run_dir) -> dict:
     """Small, fast settings for end-to-end runs on the sample.
 
     The sample is embedded with the real packaged model, prompts cut at 32 tokens (half of the
-    default 64). Developers may set ``FAEREC_TEST_EMBEDDING_CACHE`` to a folder to keep the
+    default 64); the text prior fits one transition epoch and chooses between weights 0 and 12.
+    Developers may set ``FAEREC_TEST_EMBEDDING_CACHE`` to a folder to keep the
     per-item vector cache across test sessions; CI leaves it unset and embeds the sample from
     scratch.
     """
@@ -125,6 +126,8 @@ def fast_config(sample_data_path, run_dir) -> dict:
         "show_progress": False,
         "state": "WARNING",
         "seed": 7,
+        "text_prior_transition_epochs": 1,
+        "text_prior_weights": [0, 12],
     }
 
 

@@ -85,8 +85,7 @@ def test_list_backbones_names_modes_and_reasons():
 
 
 def test_bert4rec_mask_row_and_output_bias_are_kept(fast_config):
-    # Without the content prior, whose weight follows the spread of the scores the bias moves.
-    settings = {**fast_config, "content_weight": 0.0}
+    settings = {**fast_config, "text_prior": False}
     config = build_config("BERT4Rec", SAMPLE, config_dict=settings)
     dataset = create_dataset(config)
     train, _, test = data_preparation(config, dataset)

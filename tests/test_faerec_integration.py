@@ -18,6 +18,8 @@ from recbole_faerec.model.bare import BareBackbone
 from recbole_faerec.model.faerec import FAERec
 from recbole_faerec.model.fusion import FusedItemEmbedding
 from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
+from recbole_faerec.text_prior import fit as text_prior_fit
+from recbole_faerec.text_prior import fit_text_prior
 from recbole_faerec.trainer import FAERecTrainer
 
 
@@ -69,37 +71,31 @@ def test_faerec_replaces_the_backbone_item_table(fast_config):
     batch = next(iter(train))
     scores = model.full_sort_predict(batch)
     seq = model.forward(batch["item_id_list"], batch["item_length"])
-    table_scores = seq @ model.fusion.weight.T
-    expected = model.content_prior(table_scores.clone(), batch["item_id_list"])
-    torch.testing.assert_close(scores, expected)
-    assert not torch.allclose(scores, table_scores)
+    torch.testing.assert_close(scores, seq @ model.fusion.weight.T)
 
 
-@pytest.mark.parametrize("epochs", [1, 0])
-def test_the_content_prior_fits_its_text_transition_on_the_training_split(fast_config, epochs):
-    settings = {**fast_config, "content_transition_epochs": epochs}
-    config = build_config("SASRec", SAMPLE, config_dict=settings)
+@pytest.mark.parametrize("base", [False, True], ids=["faerec", "bare"])
+def test_the_text_prior_is_fitted_by_the_pipeline_not_by_the_model(fast_config, base):
+    config = build_config("SASRec", SAMPLE, config_dict=fast_config, base=base)
     train, valid, _ = data_preparation(config, create_dataset(config))
-    prior = FAERec(config, train._dataset).content_prior
-    if epochs == 0:
-        assert prior.transition is None
-        return
+    model = (BareBackbone if base else FAERec)(config, train._dataset)
+    prior = model.text_prior
     width = prior.item_vectors.size(1)
-    assert prior.transition.shape == (width, width)
+    assert not prior.active and not prior.item_vectors.any()
+    assert torch.equal(prior.transition, torch.eye(width))
+    fit_text_prior(model, config, train._dataset)
+    assert not prior.active  # the weight is chosen on validation, after the fit
     assert not torch.allclose(prior.transition, torch.eye(width), atol=1e-3)
     seq = next(iter(valid))[0]["item_id_list"]
     torch.testing.assert_close(prior.user_vectors(seq).norm(dim=-1), torch.ones(seq.size(0)))
 
 
-def test_content_weight_zero_scores_with_the_table_alone(fast_config):
-    config = build_config("SASRec", SAMPLE, config_dict={**fast_config, "content_weight": 0.0})
+def test_text_prior_off_builds_no_prior_and_no_llm_table_for_a_bare_model(fast_config):
+    settings = {**fast_config, "text_prior": False}
+    config = build_config("SASRec", SAMPLE, config_dict=settings, base=True)
     train, _, _ = data_preparation(config, create_dataset(config))
-    model = FAERec(config, train._dataset).eval()
-    assert model.content_prior is None
-    batch = next(iter(train))
-    scores = model.full_sort_predict(batch)
-    seq = model.forward(batch["item_id_list"], batch["item_length"])
-    torch.testing.assert_close(scores, seq @ model.fusion.weight.T)
+    assert train._dataset.llm_embeddings is None
+    assert BareBackbone(config, train._dataset).text_prior is None
 
 
 def test_layernorm_scoring_shares_the_backbones_input_layernorm(fast_config):
@@ -117,15 +113,35 @@ def test_layernorm_scoring_shares_the_backbones_input_layernorm(fast_config):
     torch.testing.assert_close(model.fusion.weight, expected)
 
 
+def _fails(*_, **__):
+    raise AssertionError("a load must not fit or train anything")
+
+
+@pytest.mark.parametrize("prior", [True, False], ids=["prior", "no-prior"])
 @pytest.mark.parametrize("base", [False, True], ids=["faerec", "bare"])
-def test_reloaded_checkpoint_reproduces_the_runs_test_result(fast_config, base):
-    result = run_recbole_faerec("SASRec", SAMPLE, config_dict=fast_config, base=base)
+def test_reloaded_checkpoint_reproduces_the_runs_test_result(fast_config, base, prior, monkeypatch):
+    settings = {**fast_config, "text_prior": prior, "text_prior_weights": [12]}
+    result = run_recbole_faerec("SASRec", SAMPLE, config_dict=settings, base=base)
+    assert (result["text_prior"] is not None) == prior
+    for name in ("fit_text_transition", "whitened_text_vectors"):
+        monkeypatch.setattr(text_prior_fit, name, _fails)
+    monkeypatch.setattr(FAERecTrainer, "_train_epoch", _fails)
+    monkeypatch.setattr(torch.optim.Adam, "step", _fails)
     config, model, _, train, _, test = load_data_and_model(result["model_file"])
     assert type(model) is (BareBackbone if base else FAERec)
+    if prior:
+        assert float(model.text_prior.weight) == 12.0
     trainer = FAERecTrainer(config, model)
     trainer.eval_collector.data_collect(train)
     reloaded = trainer.evaluate(test, load_best_model=False)
     assert dict(reloaded) == pytest.approx(dict(result["test_result"]), rel=0, abs=0, nan_ok=True)
+    if prior:  # the run also reports the same checkpoint without the prior
+        model.text_prior.weight.zero_()
+        without = trainer.evaluate(test, load_best_model=False)
+        expected = result["text_prior"]["test_result_without"]
+        assert dict(without) == pytest.approx(expected, rel=0, abs=0, nan_ok=True)
+        assert dict(without) != pytest.approx(dict(reloaded), nan_ok=True)
+    monkeypatch.undo()
     untrained = FAERecTrainer(config, type(model)(config, train._dataset))
     untrained.eval_collector.data_collect(train)
     assert dict(untrained.evaluate(test, load_best_model=False)) != dict(reloaded)

@@ -12,17 +12,29 @@ FAEREC_YAML = PROPERTIES / "model" / "FAERec.yaml"
 
 
 def faerec_keys() -> set[str]:
-    """Keys of the FAERec section of FAERec.yaml (before the backbone-size section)."""
-    text = FAEREC_YAML.read_text(encoding="utf-8")
-    section = text.split("# --- Backbone size")[0]
-    return set(yaml.safe_load(section))
+    """Keys of FAERec.yaml."""
+    return set(yaml.safe_load(FAEREC_YAML.read_text(encoding="utf-8")))
 
 
-def test_faerec_section_lists_the_model_keys():
+def _keys(name: str) -> set[str]:
+    return set(yaml.safe_load((PROPERTIES / name).read_text(encoding="utf-8")))
+
+
+def test_faerec_yaml_holds_the_model_keys_only():
     keys = faerec_keys()
     assert {"alpha", "lambda", "tau", "w_min", "w_max", "period", "target_table"} <= keys
-    assert {"fusion", "score_table", "align_negatives", "popularity_groups"} <= keys
-    assert "loss_type" not in keys and "hidden_size" not in keys
+    assert {"fusion", "score_table", "popularity_groups"} <= keys
+    assert not keys & _keys("protocol.yaml")
+    assert not any(key.startswith(("text_prior", "content_")) for key in keys)
+
+
+def test_the_protocol_and_the_text_prior_have_their_own_yaml_files():
+    assert {"loss_type", "train_mode", "train_batch_size", "stopping_step"} <= _keys(
+        "protocol.yaml"
+    )
+    assert {"hidden_size", "epochs", "step_precision"} <= _keys("protocol.yaml")
+    assert "text_prior" in _keys("text_prior.yaml")
+    assert all(key.startswith("text_prior") for key in _keys("text_prior.yaml"))
 
 
 @pytest.mark.parametrize("path", sorted((PROPERTIES / "dataset").glob("*.yaml")), ids=str)

@@ -130,7 +130,16 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
     def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
         calls.append((backbone, dict(config_dict), base))
         scale = 1.0 if base else 1.1
-        return {"test_result": _result(scale), "model_file": f"{backbone}-{len(calls)}.pth"}
+        prior = None
+        if config_dict["text_prior"]:  # the prior's row scales the metrics by 1.2 more
+            prior = {"weight": 4.0, "valid_scores": {"0": 0.1, "4": 0.2}}
+            prior["test_result_without"] = _result(scale)
+        return {
+            "test_result": _result(scale * 1.2 if prior else scale),
+            "best_valid_result": {"ndcg@10": 0.1},
+            "text_prior": prior,
+            "model_file": f"{backbone}-{len(calls)}.pth",
+        }
 
     fake_load = _fake_loader(
         {"seed": 5, "topk": [5, 10], "head_ratio": 0.2, "epochs": 1, "fusion": "gate"}
@@ -144,17 +153,34 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
     )
     assert len(calls) == 2 * (2 + len(ABLATIONS))
     assert [base for _, _, base in calls[:2]] == [True, False]
+    assert [config_dict for _, config_dict, _ in calls[:2]] == [
+        {"epochs": 1, "text_prior": True}
+    ] * 2
     for (_, config_dict, _), switches in zip(calls[2:7], ABLATIONS.values(), strict=True):
-        assert config_dict == {"epochs": 1, **switches}
+        assert config_dict == {"epochs": 1, **switches, "text_prior": False}
     saved = json.loads((out / "results.json").read_text())
     assert list(saved["metrics"]) == ["SASRec", "GRU4Rec"]
-    assert list(saved["metrics"]["GRU4Rec"]) == ["base", "faerec", *ABLATIONS]
+    rows = ["base", "base+prior", "faerec", "faerec+prior", *ABLATIONS]
+    assert list(saved["metrics"]["GRU4Rec"]) == rows == saved["variants"]
     assert saved["metrics"]["SASRec"]["base"]["grouphit[1-4]@10"] == pytest.approx(0.01)
+    assert saved["metrics"]["SASRec"]["base+prior"]["grouphit[1-4]@10"] == pytest.approx(0.012)
+    assert saved["metrics"]["SASRec"]["faerec+prior"]["hit@10"] == pytest.approx(
+        1.32 * saved["metrics"]["SASRec"]["base"]["hit@10"]
+    )
+    record = saved["validation"]["SASRec"]["faerec"]
+    assert record == {
+        "ndcg@10": 0.1,
+        "text_prior_weight": 4.0,
+        "text_prior_valid_scores": {"0": 0.1, "4": 0.2},
+    }
     assert saved["seed"] == 5 and saved["k"] == 10 and report["settings"]["SASRec"]["epochs"] == 1
     assert "--ablations" in saved["command"] and "--epochs=1" in saved["command"]
     text = (out / "results.md").read_text()
     assert "| GRU4Rec | FAERec w/o PG |" in text
-    assert text.count("| GRU4Rec | Improv. |") == 3
+    assert (
+        "| GRU4Rec | GRU4Rec + text prior |" in text and "| GRU4Rec | FAERec + text prior |" in text
+    )
+    assert text.count("| GRU4Rec | Improv. |") == 3 * 3  # after each attributed row, 3 tables
     _assert_png(out / "groups.png")
     _assert_png(out / "tsne.png")
 
@@ -168,7 +194,11 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
             raise KeyboardInterrupt  # killed during the FAERec run
         model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
         model_file.touch()
-        return {"test_result": _result(1.0 if base else 1.1), "model_file": str(model_file)}
+        return {
+            "test_result": _result(1.0 if base else 1.1),
+            "best_valid_result": {"ndcg@10": 0.1},
+            "model_file": str(model_file),
+        }
 
     fake_load = _fake_loader({"seed": 5, "topk": [10], "head_ratio": 0.2})
 
@@ -223,7 +253,11 @@ def test_a_report_per_seed_and_their_spread(tmp_path, monkeypatch):
         scale = (1.0 if base else 2.0) * (1 + config_dict["seed"] / 10)
         model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
         model_file.touch()
-        return {"test_result": _result(scale), "model_file": str(model_file)}
+        return {
+            "test_result": _result(scale),
+            "best_valid_result": {"ndcg@10": 0.1},
+            "model_file": str(model_file),
+        }
 
     fake_load = _fake_loader({"seed": 1, "topk": [10], "head_ratio": 0.2})
 
@@ -282,10 +316,15 @@ def test_report_end_to_end_on_the_sample(fast_config, run_dir):
 
     saved = json.loads((out / "results.json").read_text())
     run = saved["metrics"]["SASRec"]
-    for variant in ("base", "faerec"):
+    assert list(run) == ["base", "base+prior", "faerec", "faerec+prior"]
+    for variant in run:
         for key in ("hit@10", "ndcg@10", "coverage@10"):
             assert math.isfinite(run[variant][key])
+    for variant in ("base", "faerec"):
         assert saved["wall_time_s"]["SASRec"][variant] > 0
+        record = saved["validation"]["SASRec"][variant]
+        assert set(record["text_prior_valid_scores"]) == {"0", "12"}
+        assert record["text_prior_weight"] in (0.0, 12.0)
     assert saved["seed"] == fast_config["seed"] and saved["settings"]["SASRec"]["epochs"] == 1
     protocol = saved["protocol"]
     assert protocol["repeatable"] is True and protocol["MAX_ITEM_LIST_LENGTH"] == 10

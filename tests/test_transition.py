@@ -1,12 +1,12 @@
-"""The content prior's text transition: its training pairs and its softmax fit."""
+"""The text prior's transition: its training pairs and its softmax fit."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from recbole_faerec.model import transition as tr
-from recbole_faerec.model.content import ContentPrior
-from recbole_faerec.model.transition import TrainingPairs, fit_text_transition
+from recbole_faerec.text_prior import transition as tr
+from recbole_faerec.text_prior.prior import TextPrior
+from recbole_faerec.text_prior.transition import TrainingPairs, fit_text_transition
 
 # Row 0 is padding; items 1-3 are the axes.
 AXES = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
@@ -88,9 +88,9 @@ def test_the_fit_is_seeded_and_leaves_the_global_generator_alone():
 
 
 def test_the_prior_maps_the_user_vector_through_its_transition():
-    prior = ContentPrior(torch.randn(4, 3), weight=1.0, shrinkage=0.01)
-    prior.item_vectors = AXES.clone()
-    prior.transition = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    prior = TextPrior(4, 3)
+    prior.item_vectors.copy_(AXES)
+    prior.transition.copy_(torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
     # c_u = e1 becomes e1 W = e2: the user of item 1 now scores item 2 at 1
     torch.testing.assert_close(
         prior.similarity(torch.tensor([[1]])), torch.tensor([[0.0, 0.0, 1.0, 0.0]])

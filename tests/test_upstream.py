@@ -227,7 +227,7 @@ def test_the_upstream_model_and_the_plugin_agree(
         "positions_from_end": False,
         "align_max_items": None,
         "align_max_negatives": None,
-        "content_weight": 0.0,  # the paper's scores; the upstream model has no content prior
+        "text_prior": False,  # the paper's scores; the upstream model has no text prior
         "step_precision": "float32",  # the upstream model computes in float32
     }
     config = build_config("SASRec", SAMPLE, config_dict=plugin_settings)

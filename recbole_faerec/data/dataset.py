@@ -9,8 +9,8 @@ additions, all computed once when the dataset is built:
   (the training split of leave-one-out, i.e. every interaction but each user's last two); the
   training split's ``item_counter`` reports these counts, so RecBole's evaluator sees them as
   ``data.count_items``;
-* ``llm_embeddings`` (FAERec runs only): the frozen LLM table, one row per internal item id,
-  aligned through the item tokens;
+* ``llm_embeddings`` (FAERec runs and runs with the text prior): the frozen LLM table, one row
+  per internal item id, aligned through the item tokens;
 * ``eval_history`` on the validation and test splits: each user's items in the earlier splits,
   which evaluation removes from the ranking with ``repeatable: False`` (:mod:`.history`).
 
@@ -37,7 +37,8 @@ TRAIN_MODES = ("prefix", "all_positions")
 
 
 class FAERecDataset(SequentialDataset):
-    """RecBole sequential dataset with training popularity and (for FAERec) the LLM table."""
+    """RecBole sequential dataset with training popularity and (when a model needs it) the LLM
+    table."""
 
     def __init__(self, config) -> None:
         self.train_item_popularity: np.ndarray | None = None
@@ -47,7 +48,7 @@ class FAERecDataset(SequentialDataset):
         if materialize_bundled_dataset(config["dataset"], config["data_path"]):
             getLogger().info(f"Wrote bundled dataset {config['dataset']} to {config['data_path']}")
         super().__init__(config)
-        if config["model"] in MODELS_WITH_LLM_TABLE:
+        if config["model"] in MODELS_WITH_LLM_TABLE or config["text_prior"]:
             path = resolve_embedding_table(config, show_progress=config["show_progress"])
             tokens = self.field2id_token[self.iid_field]
             self.llm_embeddings = load_embedding_table(path, tokens)

@@ -3,7 +3,9 @@
 :class:`BareBackbone` is what ``--base`` trains: the backbone's own encoder, item table and scoring,
 with the plugin's loss choices (RecBole's ``CE`` and ``BPR`` and the paper's ``BCE``) and data
 pipeline, so that a bare run and a FAERec run differ only in FAERec itself.
-:class:`~recbole_faerec.model.faerec.FAERec` extends it.
+:class:`~recbole_faerec.model.faerec.FAERec` extends it. With ``text_prior: True`` both carry the
+text prior (:mod:`recbole_faerec.text_prior`), which the pipeline fits after training and
+:meth:`BareBackbone.full_sort_predict` adds to the scores.
 
 Training modes (``train_mode``):
 
@@ -25,6 +27,7 @@ from torch import nn
 from recbole_faerec.model.losses import chunked_cross_entropy
 from recbole_faerec.model.registry import get_sequential_model
 from recbole_faerec.supported_backbones import TRIMMABLE, check_backbone
+from recbole_faerec.text_prior import build_text_prior
 
 LOSS_TYPES = ("CE", "BPR", "BCE")
 ALL_POSITION_LOSSES = ("CE", "BCE")
@@ -127,24 +130,7 @@ class BareBackbone(SequentialRecommender):
         if config["positions_from_end"] and isinstance(table, nn.Embedding):
             self.positions_from_end = PositionsFromEnd(table)
             self.backbone.position_embedding = self.positions_from_end
-        self.negative_pool = config["negative_pool"] or 0
-        if self.negative_pool < 0 or self.negative_pool == 1:
-            raise ValueError(
-                f"negative_pool: {self.negative_pool} is invalid; expected 0 (negatives drawn from"
-                " the whole catalog) or a pool size >= 2."
-            )
-        power = float(config["negative_power"] or 0.0)
-        if power < 0 or (power > 0 and self.negative_pool):
-            raise ValueError(
-                f"negative_power: {power} is invalid; expected 0 (uniform "
-                "negatives) or a power > 0 with negative_pool: 0."
-            )
-        weights = None
-        if power > 0:
-            popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
-            weights = popularity.clamp(min=1.0).pow(power)
-            weights[0] = 0.0
-        self.register_buffer("negative_weights", weights, persistent=False)
+        self.text_prior = build_text_prior(config, dataset)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -197,35 +183,10 @@ class BareBackbone(SequentialRecommender):
         return self.item_table(ids)
 
     def sample_negatives(self, positives: torch.Tensor) -> torch.Tensor:
-        """One negative item per positive, never the positive itself nor padding: uniform over the
-        catalog, or in proportion to ``training popularity ** negative_power`` when that is > 0.
-
-        With ``negative_pool`` P, the batch's negatives are drawn from one random pool of P
-        distinct items (each still uniform over the catalog), so that a model whose item
-        embeddings are costly (FAERec's fusion) computes far fewer of them per step.
-        """
-        if self.negative_weights is not None:
-            return self._popular_negatives(positives)
-        if 2 <= self.negative_pool < self.n_items - 1:
-            pool = torch.randperm(self.n_items - 1, device=positives.device)[: self.negative_pool]
-            pool = pool + 1
-            pick = torch.randint(0, pool.numel(), positives.shape, device=positives.device)
-            clash = pool[pick] == positives
-            return pool[(pick + clash.long()) % pool.numel()]
+        """One negative item per positive, uniform over the catalog, never the positive itself
+        nor padding."""
         negatives = torch.randint(1, self.n_items - 1, positives.shape, device=positives.device)
         return negatives + (negatives >= positives).long()
-
-    def _popular_negatives(self, positives: torch.Tensor) -> torch.Tensor:
-        """One negative per positive drawn with probability ``negative_weights`` (popularity to
-        the power ``negative_power``); a draw equal to its positive is drawn again."""
-        weights = self.negative_weights
-        negatives = torch.multinomial(weights, positives.numel(), replacement=True)
-        negatives = negatives.view_as(positives)
-        clash = negatives == positives
-        while bool(clash.any()):
-            negatives[clash] = torch.multinomial(weights, int(clash.sum()), replacement=True)
-            clash = negatives == positives
-        return negatives
 
     def prepare_batch(self, interaction) -> None:
         """Trim the padding and add what the loss needs: for ``BCE``, a negative per target."""
@@ -266,9 +227,15 @@ class BareBackbone(SequentialRecommender):
         return (self.recommendation_loss(interaction),)
 
     def predict(self, interaction) -> torch.Tensor:
-        self.trim_padding(interaction)
-        return self.backbone.predict(interaction)
+        """The score of each row's item: its column of :meth:`full_sort_predict`, so that sampled
+        and full-sort evaluation rank with one scoring (the model's table and the text prior)."""
+        scores = self.full_sort_predict(interaction)
+        return scores.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
+        """The backbone's scores of every item, plus the text prior's term when it is fitted."""
         self.trim_padding(interaction)
-        return self.backbone.full_sort_predict(interaction)
+        scores = self.backbone.full_sort_predict(interaction)
+        if self.text_prior is None:
+            return scores
+        return self.text_prior(scores, interaction[self.ITEM_SEQ])

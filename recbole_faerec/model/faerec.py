@@ -12,8 +12,8 @@ Reading order follows the paper:
    (per popularity group) between the ID and LLM views of the distinct items of the batch.
 3. **Curriculum** (:mod:`.curriculum`): ``L_align = w(t) L_item + (1 - w(t)) L_feature`` with the
    cosine weight ``w(t)`` of the epoch ``t`` that the trainer passes through :meth:`set_epoch`.
-4. **Scoring** (beyond the paper, ``content_weight``): full-sort scores get a content prior, the
-   similarity of each item's text to the user's input sequence (:mod:`.content`).
+4. **Inference**: items are scored with the equal-weight fusion of the two views
+   (``score_table``).
 
 ``calculate_loss`` returns ``(L_rec, alpha w L_item, alpha (1 - w) L_feature)``, whose sum is
 ``L = L_rec + alpha L_align``; RecBole's trainer adds them up and logs each part.
@@ -26,7 +26,6 @@ from torch import nn
 
 from recbole_faerec.model.alignment import feature_alignment_loss, item_alignment_loss
 from recbole_faerec.model.bare import BareBackbone
-from recbole_faerec.model.content import ContentPrior
 from recbole_faerec.model.curriculum import alignment_weight
 from recbole_faerec.model.fusion import (
     FUSION_MODES,
@@ -35,7 +34,6 @@ from recbole_faerec.model.fusion import (
     FusedItemEmbedding,
 )
 from recbole_faerec.model.precision import step_dtype
-from recbole_faerec.model.transition import TrainingPairs
 
 
 def _require(ok: bool, key: str, value, valid: str) -> None:
@@ -54,10 +52,6 @@ NUMERIC_KEYS = (
     "align_max_items",
     "align_max_negatives",
     "llm_input_dim",
-    "content_weight",
-    "content_shrinkage",
-    "content_transition_epochs",
-    "content_transition_popularity",
 )
 
 
@@ -101,16 +95,6 @@ def validate_faerec_config(config) -> None:
     _require(max_items is None or max_items >= 2, "align_max_items", max_items, "null or >= 2")
     negatives = config["align_max_negatives"]
     _require(negatives is None or negatives >= 1, "align_max_negatives", negatives, "null or >= 1")
-    content = config["content_weight"]
-    _require(content is not None and content >= 0, "content_weight", content, "a number >= 0")
-    shrink = config["content_shrinkage"]
-    _require(shrink is not None and shrink > 0, "content_shrinkage", shrink, "a number > 0")
-    epochs = config["content_transition_epochs"]
-    _require(
-        isinstance(epochs, int) and epochs >= 0, "content_transition_epochs", epochs, "an int >= 0"
-    )
-    adjust = config["content_transition_popularity"]
-    _require(adjust is not None, "content_transition_popularity", adjust, "a number")
     dropout = config["projection_dropout"]
     _require(dropout is not None and 0 <= dropout < 1, "projection_dropout", dropout, "in [0, 1)")
     step_dtype(config["step_precision"], config["device"])  # raises, naming the key, when invalid
@@ -135,7 +119,6 @@ class FAERec(BareBackbone):
         self.use_feature_alignment = config["feature_alignment"]
         self.use_popularity_groups = config["popularity_groups"]
         self.align_max_items = config["align_max_items"]
-        self.align_negatives = config["align_negatives"]
         self.align_max_negatives = config["align_max_negatives"]
 
         llm_table = torch.as_tensor(dataset.llm_embeddings, dtype=torch.float32)
@@ -155,34 +138,6 @@ class FAERec(BareBackbone):
         )
         popularity = torch.as_tensor(dataset.train_item_popularity, dtype=torch.float32)
         self.register_buffer("item_popularity", popularity)
-        weight = config["content_weight"]
-        self.content_prior = (
-            ContentPrior(
-                self.fusion.llm_table,
-                weight,
-                config["content_shrinkage"],
-                dtype,
-            )
-            if weight > 0
-            else None
-        )
-        epochs = config["content_transition_epochs"]
-        if self.content_prior is not None and epochs > 0:
-            rows = dataset.inter_feat
-            pairs = TrainingPairs(
-                rows[self.ITEM_SEQ],
-                rows[self.ITEM_SEQ_LEN],
-                rows[self.POS_ITEM_ID],
-                every_position=self.all_positions,
-            )
-            self.content_prior.fit_transition(
-                pairs,
-                popularity,
-                epochs,
-                config["content_transition_popularity"],
-                seed=config["seed"],
-                show_progress=config["show_progress"],
-            )
 
     def input_layer_norm(self, hidden_size: int) -> nn.LayerNorm | None:
         """The backbone's LayerNorm over its input embeddings (``LayerNorm``, as in SASRec), which
@@ -242,15 +197,7 @@ class FAERec(BareBackbone):
         step_items = None if self.loss_type == "CE" else self.batch_items(interaction, True)
         with self.fusion.step(step_items):
             l_rec = self.recommendation_loss(interaction)
-            items = self.alignment_items(self.batch_items(interaction, self.align_negatives))
+            items = self.alignment_items(self.batch_items(interaction))
             l_item, l_feature = self.alignment_losses(items)
         w = self.alignment_weight()
         return l_rec, self.alpha * w * l_item, self.alpha * (1.0 - w) * l_feature
-
-    def full_sort_predict(self, interaction) -> torch.Tensor:
-        """Scores of every item from the ``score_table``, plus the content prior when
-        ``content_weight`` is above 0 (:mod:`.content`)."""
-        scores = super().full_sort_predict(interaction)
-        if self.content_prior is None:
-            return scores
-        return self.content_prior(scores, interaction[self.ITEM_SEQ])

@@ -23,7 +23,9 @@ from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
 from recbole_faerec.report.plots import item_views, plot_groups, plot_tsne
 from recbole_faerec.report.tables import (
     BASE,
+    BASE_PRIOR,
     FAEREC,
+    FAEREC_PRIOR,
     format_report_markdown,
     metric_value,
     value_cell,
@@ -58,9 +60,21 @@ _SETTING_KEYS = (
 )
 
 #: The keys that name the evaluation/training protocol, recorded next to the numbers.
+#: The validation figure recorded per run (the early-stopping metric of the protocol yaml).
+VALID_METRIC = "ndcg@10"
+
 PROTOCOL_KEYS = ("repeatable", "MAX_ITEM_LIST_LENGTH", "loss_type", "train_mode", "eval_args")
 
-_SETTING_FILES = ("metrics.yaml", "embedding.yaml", "model/FAERec.yaml")
+_SETTING_FILES = (
+    "metrics.yaml",
+    "embedding.yaml",
+    "protocol.yaml",
+    "text_prior.yaml",
+    "model/FAERec.yaml",
+)
+#: The runs scored with and without the text prior: each gives two rows (the prior's row re-scores
+#: the same checkpoint). Ablations are trained without it (the paper's Table 3).
+PRIOR_ROWS = {BASE: BASE_PRIOR, FAEREC: FAEREC_PRIOR}
 
 _JSON_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
 
@@ -132,16 +146,45 @@ def report_command(
     return shlex.join(args)
 
 
-def finished_runs(path: Path, command: str) -> tuple[dict, dict, dict]:
-    """Metrics, wall times and model files of the runs that a report with the same ``command``
-    already finished and recorded in ``path`` (``results.json``); empty when there are none.
-    An undefined metric reads back as None, which the tables and plots treat like nan."""
+def finished_runs(path: Path, command: str) -> tuple[dict, dict, dict, dict]:
+    """Metrics, wall times, model files and validation records of the runs that a report with
+    the same ``command`` already finished and recorded in ``path`` (``results.json``); empty when
+    there are none. An undefined metric reads back as None, which the tables and plots treat
+    like nan."""
     if not path.is_file():
-        return {}, {}, {}
+        return {}, {}, {}, {}
     saved = json.loads(path.read_text(encoding="utf-8"))
     if saved.get("command") != command:
-        return {}, {}, {}
-    return saved.get("metrics", {}), saved.get("wall_time_s", {}), saved.get("model_files", {})
+        return {}, {}, {}, {}
+    return (
+        saved.get("metrics", {}),
+        saved.get("wall_time_s", {}),
+        saved.get("model_files", {}),
+        saved.get("validation", {}),
+    )
+
+
+def scored_rows(variant: str, result: Mapping[str, Any]) -> dict[str, dict]:
+    """The report rows of one run: its test metrics without the text prior under ``variant``
+    and, for the runs of :data:`PRIOR_ROWS`, with it under the prior's row."""
+    prior = result.get("text_prior")
+    if prior is None:
+        return {variant: dict(result["test_result"])}
+    without = prior["test_result_without"] or result["test_result"]
+    rows = {variant: dict(without)}
+    if variant in PRIOR_ROWS:
+        rows[PRIOR_ROWS[variant]] = dict(result["test_result"])
+    return rows
+
+
+def validation_record(result: Mapping[str, Any], valid_metric: str) -> dict[str, Any]:
+    """A run's best validation ``valid_metric`` (the model alone, which selects the epoch) and
+    the text prior's weight and validation score per weight tried."""
+    record = {valid_metric: metric_value(result["best_valid_result"], valid_metric)}
+    if result.get("text_prior") is not None:
+        record["text_prior_weight"] = result["text_prior"]["weight"]
+        record["text_prior_valid_scores"] = result["text_prior"]["valid_scores"]
+    return record
 
 
 def run_report(
@@ -164,7 +207,15 @@ def run_report(
     overrides = dict(config_dict or {})
     out_dir = Path(out or Path("reports") / f"{dataset}-{'_'.join(backbones)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    variants = {BASE: {}, FAEREC: {}, **(ABLATIONS if ablations else {})}
+    variants = {
+        BASE: {"text_prior": True},
+        FAEREC: {"text_prior": True},
+        **(
+            {name: {**switches, "text_prior": False} for name, switches in ABLATIONS.items()}
+            if ablations
+            else {}
+        ),
+    }
     command = report_command(
         dataset, backbones, out_dir, config_file_list, overrides, ablations, tsne_items
     )
@@ -173,8 +224,9 @@ def run_report(
     metrics: dict[str, dict[str, Any]] = {}
     walls: dict[str, dict[str, float]] = {}
     files: dict[str, dict[str, str | None]] = {}
+    validation: dict[str, dict[str, Any]] = {}
     if resume:
-        metrics, walls, files = finished_runs(results_path, command)
+        metrics, walls, files, validation = finished_runs(results_path, command)
     settings: dict[str, dict[str, Any]] = {}
     views: dict[str, dict[str, np.ndarray]] = {}
     seed = None
@@ -198,14 +250,18 @@ def run_report(
                     base=variant == BASE,
                 )
                 walls.setdefault(backbone, {})[variant] = time.perf_counter() - start
-                metrics.setdefault(backbone, {})[variant] = dict(result["test_result"])
+                metrics.setdefault(backbone, {}).update(scored_rows(variant, result))
                 files.setdefault(backbone, {})[variant] = result["model_file"]
+                validation.setdefault(backbone, {})[variant] = validation_record(
+                    result, VALID_METRIC
+                )
                 save_results_json(
                     metrics,
                     results_path,
                     complete=False,
                     wall_time_s=walls,
                     model_files=files,
+                    validation=validation,
                     command=command,
                 )
                 hit = metric_value(result["test_result"], "hit@10")
@@ -230,10 +286,11 @@ def run_report(
         "protocol": {key: first.get(key) for key in PROTOCOL_KEYS},
         "wall_time_s": walls,
         "model_files": files,
+        "validation": validation,
         "settings": settings,
         "dataset": dataset,
         "backbones": backbones,
-        "variants": list(variants),
+        "variants": list(next(iter(metrics.values()))),
         "k": 10 if 10 in topk else max(topk),
         "seed": seed,
         "overrides": overrides,

@@ -9,6 +9,10 @@ from typing import Any
 from recbole_faerec.results import result_group_labels
 
 BASE, FAEREC = "base", "faerec"
+#: The rows of the same two runs scored with the text prior (:mod:`recbole_faerec.text_prior`).
+BASE_PRIOR, FAEREC_PRIOR = "base+prior", "faerec+prior"
+#: Rows that get an improvement row over the bare backbone.
+ATTRIBUTED = (BASE_PRIOR, FAEREC, FAEREC_PRIOR)
 
 IMPROVEMENT = "Improv."
 
@@ -43,10 +47,15 @@ def _percent_cell(value: float | None) -> str:
 
 
 def variant_label(backbone: str, variant: str) -> str:
-    """Row label: the backbone's name for ``base``, ``FAERec`` and ``FAERec w/o ...``."""
-    if variant == BASE:
-        return backbone
-    return "FAERec" if variant == FAEREC else f"FAERec {variant}"
+    """Row label: the backbone's name for ``base``, ``FAERec``, ``FAERec w/o ...``, and
+    `` + text prior`` after either for the rows scored with the text prior."""
+    labels = {
+        BASE: backbone,
+        BASE_PRIOR: f"{backbone} + text prior",
+        FAEREC: "FAERec",
+        FAEREC_PRIOR: "FAERec + text prior",
+    }
+    return labels.get(variant, f"FAERec {variant}")
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -60,13 +69,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _metric_rows(
     metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], keys: Sequence[str]
 ) -> list[list[str]]:
-    """Per backbone: base, FAERec, relative improvement, then the ablation rows."""
+    """Per backbone, every variant's row; after each attributed row (the text prior's and
+    FAERec's), its relative improvement over the bare backbone."""
     rows = []
     for backbone, variants in metrics.items():
         for variant, result in variants.items():
             values = [metric_value(result, key) for key in keys]
             rows.append([backbone, variant_label(backbone, variant), *map(value_cell, values)])
-            if variant == FAEREC and BASE in variants:
+            if variant in ATTRIBUTED and BASE in variants:
                 gains = [
                     relative_improvement(metric_value(variants[BASE], key), value)
                     for key, value in zip(keys, values, strict=True)
@@ -101,9 +111,11 @@ def format_report_markdown(report: Mapping[str, Any]) -> str:
     ]
     parts = [
         f"# FAERec report: {', '.join(metrics)} on {report.get('dataset', '?')}",
-        f"Test split, K = {k}, seed {report.get('seed', '?')}. {IMPROVEMENT} is the relative "
-        "improvement of FAERec over the bare backbone; `-` marks an undefined value "
-        "(e.g. an empty group).",
+        f"Test split, K = {k}, seed {report.get('seed', '?')}. FAERec is the paper's model; "
+        "`+ text prior` rows are the same checkpoints scored with the text prior (beyond the "
+        "paper; its weight chosen on the validation split). "
+        f"{IMPROVEMENT} is the relative improvement of the row above over the bare backbone; "
+        "`-` marks an undefined value (e.g. an empty group).",
         f"Reproduce with:\n\n```\n{report.get('command', '')}\n```",
         "Protocol: "
         + ", ".join(f"`{key}: {value}`" for key, value in report.get("protocol", {}).items()),

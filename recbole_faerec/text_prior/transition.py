@@ -1,9 +1,9 @@
-"""The content prior's text transition: which texts follow which in the training sequences.
+"""The text prior's transition: which texts follow which in the training sequences.
 
-The content prior (:mod:`.content`) scores ``cos(c_u, c_i)``: how much item ``i`` reads like the
+The text prior (:mod:`.prior`) scores ``cos(c_u, c_i)``: how much item ``i`` reads like the
 user's items. A text transition ``W`` moves ``c_u`` to where the *next* item's text is expected,
-``c_u <- normalise(c_u W)``. It is fitted once, when the model is built, on the (prefix, next
-item) pairs of the training split: a softmax over all items of::
+``c_u <- normalise(c_u W)``. It is fitted once, by the pipeline after training, on the (prefix,
+next item) pairs of the training split: a softmax over all items of::
 
     cos(normalise(c W), c_i) / TEMPERATURE + popularity * log(1 + pop_i)
 
@@ -12,9 +12,7 @@ against the item that follows, plus ``IDENTITY_PULL * ||W - I||^2``, with Adam f
 at scoring, so ``W`` learns which texts follow which beyond what an item's training popularity
 explains (the model's own scores carry popularity already).
 
-One epoch costs about ``6 x pairs x items x width`` multiply-adds (the full softmax), e.g. about
-18 s for Amazon Beauty (128k pairs, 12k items, 384 dimensions) with bfloat16 products on 2 CPU
-threads.
+One epoch costs about ``6 x pairs x items x width`` multiply-adds (the full softmax).
 """
 
 from __future__ import annotations
@@ -133,7 +131,7 @@ def fit_text_transition(
     generator = torch.Generator().manual_seed(seed)
     steps = tqdm(
         total=epochs * pairs.steps(),
-        desc="content transition",
+        desc="text transition",
         unit="step",
         disable=not show_progress,
     )
@@ -153,7 +151,7 @@ def fit_text_transition(
                 steps.update()
             losses.append(total / max(len(pairs), 1))
     getLogger().info(
-        f"Content prior: text transition fitted on {len(pairs)} training pairs, {epochs} epochs "
+        f"Text prior: transition fitted on {len(pairs)} training pairs, {epochs} epochs "
         f"in {time.perf_counter() - start:.1f} s; softmax loss per epoch "
         + ", ".join(f"{x:.3f}" for x in losses)
     )

@@ -1,17 +1,48 @@
-"""The content prior of full-sort scoring, against hand-computed values."""
+"""The text prior of full-sort scoring, against hand-computed values."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from recbole_faerec.model import precision
-from recbole_faerec.model.content import ContentPrior, row_std
+from recbole_faerec.text_prior.prior import (
+    TextPrior,
+    prior_width,
+    row_std,
+    whitened_text_vectors,
+)
 
 
-def _prior(vectors: list[list[float]], weight: float) -> ContentPrior:
-    prior = ContentPrior(torch.randn(len(vectors), 4), weight=weight, shrinkage=0.01)
-    prior.item_vectors = torch.tensor(vectors)
+def _prior(vectors, weight: float, dtype: torch.dtype = torch.float32) -> TextPrior:
+    vectors = torch.as_tensor(vectors, dtype=torch.float32)
+    prior = TextPrior(vectors.size(0), vectors.size(1), dtype)
+    prior.item_vectors.copy_(vectors)
+    prior.weight.fill_(weight)
     return prior
+
+
+def _whitened_prior(table: torch.Tensor, shrinkage: float, weight: float = 1.0, dtype=None):
+    width = prior_width(table.size(0), table.size(1), 512)
+    vectors = whitened_text_vectors(table, width, shrinkage)
+    return _prior(vectors, weight, dtype or torch.float32)
+
+
+def test_a_new_prior_has_weight_zero_and_leaves_the_scores_alone():
+    prior = TextPrior(4, 2)
+    scores = torch.tensor([[5.0, 1.0, 2.0, 3.0]])
+    assert not prior.active
+    assert torch.equal(prior(scores.clone(), torch.tensor([[1, 0]])), scores)
+    assert torch.equal(prior.transition, torch.eye(2))
+
+
+def test_everything_the_prior_scores_with_is_saved_with_the_model():
+    prior = _prior([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], weight=3.0)
+    prior.transition.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    loaded = TextPrior(3, 2)
+    loaded.load_state_dict(prior.state_dict())
+    assert set(prior.state_dict()) == {"item_vectors", "transition", "weight"}
+    scores, seq = torch.tensor([[0.0, 1.0, 3.0]]), torch.tensor([[1]])
+    assert torch.equal(loaded(scores.clone(), seq), prior(scores.clone(), seq))
 
 
 def test_scores_gain_weight_times_their_spread_times_the_cosine():
@@ -34,13 +65,13 @@ def test_the_user_vector_is_the_normalised_sum_of_the_sequence():
 AXES_TABLE = torch.tensor([[9.0, 9.0], [2.0, 1.0], [-2.0, -1.0], [2.0, -1.0], [-2.0, 1.0]]) + 5.0
 
 
-def _cosines(prior: ContentPrior) -> torch.Tensor:
+def _cosines(prior: TextPrior) -> torch.Tensor:
     vectors = prior.item_vectors
     return vectors[1:] @ vectors[1:].T
 
 
 def test_whitening_divides_each_component_by_its_shrunk_deviation():
-    prior = ContentPrior(AXES_TABLE, weight=1.0, shrinkage=1.0)
+    prior = _whitened_prior(AXES_TABLE, shrinkage=1.0)
     assert torch.equal(prior.item_vectors[0], torch.zeros(2))
     torch.testing.assert_close(prior.item_vectors[1:].norm(dim=-1), torch.ones(4))
     # x / sqrt(16/3 + 10/3), y / sqrt(4/3 + 10/3): cos((2, 1), (2, -1)) = (6/13 - 3/14) /
@@ -50,26 +81,26 @@ def test_whitening_divides_each_component_by_its_shrunk_deviation():
 
 
 def test_little_shrinkage_whitens_and_much_keeps_the_plain_cosines():
-    whitened = ContentPrior(AXES_TABLE, weight=1.0, shrinkage=1e-6)
+    whitened = _whitened_prior(AXES_TABLE, shrinkage=1e-6)
     assert _cosines(whitened)[0, 2].item() == pytest.approx(0.0, abs=1e-5)
     torch.manual_seed(0)
     table = torch.randn(7, 3)
-    plain = ContentPrior(table, weight=1.0, shrinkage=1e6)
+    plain = _whitened_prior(table, shrinkage=1e6)
     centred = F.normalize(table[1:] - table[1:].mean(dim=0), dim=-1)
     torch.testing.assert_close(_cosines(plain), centred @ centred.T, atol=1e-4, rtol=0)
 
 
 def test_a_direction_without_variance_is_not_blown_up():
     line = torch.arange(5.0).unsqueeze(1) * torch.tensor([[1.0, 2.0, 2.0]]) + 0.5
-    prior = ContentPrior(line, weight=1.0, shrinkage=0.01)  # rank 1: two empty directions
+    prior = _whitened_prior(line, shrinkage=0.01)  # rank 1: two empty directions
     assert prior.item_vectors.shape == (5, 3)
     side = torch.tensor([-1.0, -1.0, 1.0, 1.0])  # items 1-4 lie either side of their mean
     torch.testing.assert_close(_cosines(prior), side.outer(side), atol=1e-4, rtol=0)
 
 
 def test_shrinkage_must_be_positive():
-    with pytest.raises(ValueError, match="shrinkage must be > 0"):
-        ContentPrior(AXES_TABLE, weight=1.0, shrinkage=0.0)
+    with pytest.raises(ValueError, match="text_prior_shrinkage: 0.0 is invalid"):
+        whitened_text_vectors(AXES_TABLE, 2, shrinkage=0.0)
 
 
 def test_the_added_term_scales_with_the_scores():
@@ -98,8 +129,8 @@ def test_row_std_is_the_unbiased_standard_deviation(shift):
 def test_a_bfloat16_product_stays_close_to_float32_and_keeps_float32_scores():
     torch.manual_seed(2)
     table = torch.randn(300, 16)
-    exact = ContentPrior(table, weight=5.0, shrinkage=0.01)
-    low = ContentPrior(table, weight=5.0, shrinkage=0.01, dtype=torch.bfloat16)
+    exact = _whitened_prior(table, shrinkage=0.01, weight=5.0)
+    low = _whitened_prior(table, shrinkage=0.01, weight=5.0, dtype=torch.bfloat16)
     scores = torch.randn(8, 300)
     seq = torch.randint(1, 300, (8, 6))
     expected, out = exact(scores.clone(), seq), low(scores.clone(), seq)
@@ -111,7 +142,7 @@ def test_a_bfloat16_product_stays_close_to_float32_and_keeps_float32_scores():
 
 def test_a_low_precision_product_added_in_blocks_equals_one_block(monkeypatch):
     torch.manual_seed(3)
-    prior = ContentPrior(torch.randn(300, 16), weight=5.0, shrinkage=0.01, dtype=torch.bfloat16)
+    prior = _whitened_prior(torch.randn(300, 16), 0.01, weight=5.0, dtype=torch.bfloat16)
     scores, seq = torch.randn(9, 300), torch.randint(1, 300, (9, 6))
     whole = prior(scores.clone(), seq)
     monkeypatch.setattr(precision, "CHUNK_ENTRIES", 600)  # blocks of 2 users, the last of 1
