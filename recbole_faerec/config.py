@@ -9,6 +9,10 @@ Files are merged in this order, later ones winning (RecBole then applies its own
 The backbone yaml is the plugin's own (``properties/model/<name>.yaml``) for the models it adds,
 else RecBole's. A ``--base`` run uses the very same files but ``FAERec.yaml``, so the bare
 backbone and FAERec share every setting but FAERec itself.
+
+:func:`build_config` checks the settings before any data is loaded (:mod:`.config_checks` for
+what RecBole leaves unchecked) and raises :class:`~recbole_faerec.io.ConfigError`, naming the key
+and the fix.
 """
 
 from __future__ import annotations
@@ -21,6 +25,13 @@ import recbole
 from recbole.utils import InputType
 
 from recbole_faerec.compat import SequentialConfig
+from recbole_faerec.config_checks import (
+    RECBOLE_CONFIG_ERRORS,
+    check_command_line,
+    check_settings,
+    recbole_config_error,
+)
+from recbole_faerec.io import ConfigError
 from recbole_faerec.metrics import register_metrics
 from recbole_faerec.model.faerec import validate_faerec_config
 from recbole_faerec.model.registry import get_model, get_sequential_model
@@ -74,12 +85,12 @@ def check_config_file(path: str | os.PathLike) -> None:
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
-        raise ValueError(
+        raise ConfigError(
             f"config_files: {str(path)!r} is not valid yaml{line}; fix: write one `key: value` per "
             "line (RecBole's yaml format)."
         ) from None
     if content is not None and not isinstance(content, dict):
-        raise ValueError(
+        raise ConfigError(
             f"config_files: {str(path)!r} holds a {type(content).__name__}, not `key: value` "
             "lines; fix: write one `key: value` per line (RecBole's yaml format)."
         )
@@ -98,31 +109,39 @@ def build_config(
     user_files = [str(f) for f in config_file_list or []]
     for path in user_files:
         check_config_file(path)
-    files = default_config_files(backbone, dataset, base) + user_files
+    check_command_line()
+    default_files = default_config_files(backbone, dataset, base)
     model_class = get_model("BareBackbone" if base else "FAERec")
-    config = SequentialConfig(
-        model=model_class,
-        dataset=dataset,
-        config_file_list=files,
-        config_dict={**(config_dict or {}), "backbone": backbone},
-    )
+    try:
+        config = SequentialConfig(
+            model=model_class,
+            dataset=dataset,
+            config_file_list=default_files + user_files,
+            config_dict={**(config_dict or {}), "backbone": backbone},
+        )
+    except RECBOLE_CONFIG_ERRORS as exc:
+        error = recbole_config_error(exc)
+        if error is None:
+            raise
+        raise error from exc
     if base:
         # RecBole names the log and the checkpoints after config["model"]: a bare run is named
         # after its backbone (model.registry.model_class builds it as BareBackbone).
         config["model"] = backbone
+    check_settings(config, default_files)
     check_backbone(backbone, backbone_class, config["loss_type"], config["train_mode"] or "prefix")
     validate_text_prior_config(config)
     if not base:
         validate_faerec_config(config)
     if config["loss_type"] == "BCE":
         if config["train_neg_sample_args"]["distribution"] != "none":
-            raise ValueError(
+            raise ConfigError(
                 "train_neg_sample_args: the BCE loss samples its negative itself; set "
                 "`train_neg_sample_args: ~` (the default) when `loss_type: BCE`."
             )
         config["MODEL_INPUT_TYPE"] = InputType.POINTWISE
     if config["loss_type"] == "BPR" and config["train_neg_sample_args"]["distribution"] == "none":
-        raise ValueError(
+        raise ConfigError(
             "train_neg_sample_args: `loss_type: BPR` needs RecBole's negative sampler, e.g. "
             "`train_neg_sample_args: {distribution: uniform, sample_num: 1}`."
         )

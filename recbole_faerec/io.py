@@ -5,7 +5,8 @@
 * :func:`json_safe` / :func:`write_json`: strict JSON (``nan`` and ``inf`` become ``null``, numpy
   and torch scalars plain numbers).
 * :func:`parse_overrides`: RecBole-style ``--key=value`` flags as a dict.
-* :func:`print_user_error`: the one-line ``error: ...`` of the command lines (exit code 2).
+* :class:`FAERecError` / :class:`ConfigError`: the plugin's own errors, and
+  :func:`print_user_error`: the one-line ``error: ...`` of the command lines (exit code 2).
 """
 
 from __future__ import annotations
@@ -87,20 +88,43 @@ def write_json(path: str | os.PathLike, payload: Any) -> Path:
     return atomic_write_text(path, json_text(payload) + "\n")
 
 
+class FAERecError(Exception):
+    """Base of the plugin's own errors: each says what is wrong and how to fix it, and the
+    command lines print it as one line (:data:`USER_ERRORS`)."""
+
+
+class ConfigError(FAERecError, ValueError):
+    """A setting, file or flag the user gave that the plugin cannot run with; the message reads
+    ``<key>: <problem>; fix: <how>``. A ValueError, as RecBole's own checks raise."""
+
+
 def parse_overrides(args: Sequence[str], literal: bool = True) -> dict[str, Any]:
     """RecBole-style ``--key=value`` flags as a dict.
 
     With ``literal`` the values are read as Python literals (``5``, ``0.3``, ``[5, 10]``;
     ``true``/``false`` in any case as booleans; anything else stays text); without, every value
-    stays text for RecBole's ``Config`` to convert. Raises ValueError for any other argument.
+    stays text for RecBole's ``Config`` to convert. Raises ConfigError for any other argument and
+    for a key given twice with different values (as RecBole refuses on its command line).
     """
     overrides: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     for arg in args:
         key, sep, text = arg.removeprefix("--").partition("=")
         if not arg.startswith("--") or not sep or not key:
-            raise ValueError(f"unrecognised argument '{arg}': overrides are --key=value")
+            raise ConfigError(f"unrecognised argument '{arg}': overrides are --key=value")
+        check_repeated_flag(key, texts.get(key), text)
+        texts[key] = text
         overrides[key] = _literal(text) if literal else text
     return overrides
+
+
+def check_repeated_flag(key: str, first: str | None, second: str) -> None:
+    """A ``--key=value`` flag may repeat only with the same value; ConfigError otherwise."""
+    if first is not None and first != second:
+        raise ConfigError(
+            f"{key}: given twice with different values (--{key}={first} and --{key}={second}); "
+            f"fix: give --{key} once."
+        )
 
 
 def _literal(text: str) -> Any:
@@ -110,8 +134,10 @@ def _literal(text: str) -> Any:
         return {"true": True, "false": False}.get(text.lower(), text)
 
 
-#: Errors of the user's input (settings, files, data) that the command lines print as one line.
-USER_ERRORS = (ValueError, OSError)
+#: Errors of the user's input (settings, files, data, an embedding provider's answers) that the
+#: command lines print as one line: the plugin's own, and the ValueError and OSError that RecBole
+#: and the standard library raise for bad settings and missing files.
+USER_ERRORS = (FAERecError, ValueError, OSError)
 
 
 def print_user_error(exc: BaseException) -> int:

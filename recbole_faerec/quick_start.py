@@ -14,6 +14,7 @@ import torch
 from recbole.utils import get_environment, set_color
 
 from recbole_faerec.config import build_config
+from recbole_faerec.config_checks import check_size
 from recbole_faerec.metrics import register_metrics
 from recbole_faerec.pipeline import build_model, fit_scoring, prepare_data, prepare_run
 from recbole_faerec.process import init_logger
@@ -135,6 +136,7 @@ def run(
     base: bool = False,
 ) -> dict | None:
     """Run in this process, or in ``nproc`` spawned processes (RecBole's distributed mode)."""
+    check_size("nproc", nproc, example=2, setting=False)
     if nproc == 1:
         return run_recbole_faerec(model, dataset, config_file_list, config_dict, saved, base)
     import torch.multiprocessing as mp

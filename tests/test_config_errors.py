@@ -128,8 +128,8 @@ def test_the_cli_prints_one_line_and_exits_2(sample_data_path, run_dir, monkeypa
     assert main(argv) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [
-        "error: alpha: '0.3x' is not a number; fix: give a number, e.g. --alpha=0.2 on the "
-        "command line or `alpha: 0.2` in a yaml file."
+        "error: alpha: '0.3x' is not a number; fix: give a number, e.g. --alpha=0.1 on the "
+        "command line or `alpha: 0.1` in a yaml file."
     ]
     monkeypatch.setattr("sys.argv", ["run_recbole_faerec.py", *argv, "--debug"])
     with pytest.raises(ValueError, match="alpha"):

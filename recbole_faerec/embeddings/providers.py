@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from recbole_faerec.io import FAERecError
+
 logger = logging.getLogger(__name__)
 
 PROVIDERS = ("hf", "sentence-transformers", "openai")
@@ -30,8 +32,8 @@ DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 DEFAULT_MAX_LENGTH = 64
 
 
-class EmbeddingError(RuntimeError):
-    """A provider failed or returned unusable vectors."""
+class EmbeddingError(FAERecError, RuntimeError):
+    """A provider failed or returned unusable vectors; the command lines print it as one line."""
 
 
 def slugify(text: str) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from recbole_faerec.io import ConfigError
 from recbole_faerec.model.alignment import feature_alignment_loss, item_alignment_loss
 from recbole_faerec.model.bare import BareBackbone
 from recbole_faerec.model.curriculum import alignment_weight
@@ -38,37 +39,13 @@ from recbole_faerec.model.precision import step_dtype
 
 def _require(ok: bool, key: str, value, valid: str) -> None:
     if not ok:
-        raise ValueError(f"{key}: {value!r} is invalid; expected {valid}.")
-
-
-NUMERIC_KEYS = (
-    "alpha",
-    "tau",
-    "lambda",
-    "w_min",
-    "w_max",
-    "period",
-    "projection_dropout",
-    "align_max_items",
-    "align_max_negatives",
-    "llm_input_dim",
-)
-
-
-def _check_numbers(config) -> None:
-    """Numbers that RecBole could not parse arrive as strings: name the key and the value."""
-    for key in NUMERIC_KEYS:
-        value = config[key]
-        if isinstance(value, bool) or (value is not None and not isinstance(value, int | float)):
-            raise ValueError(
-                f"{key}: {value!r} is not a number; fix: give a number, e.g. --{key}=0.2 on the "
-                f"command line or `{key}: 0.2` in a yaml file."
-            )
+        raise ConfigError(
+            f"{key}: {value!r} is invalid; expected {valid}; fix: --{key}=... or a yaml file."
+        )
 
 
 def validate_faerec_config(config) -> None:
     """Check FAERec's hyperparameters and name the key and its valid range on error."""
-    _check_numbers(config)
     alpha, tau, lambd = config["alpha"], config["tau"], config["lambda"]
     w_min, w_max, period = config["w_min"], config["w_max"], config["period"]
     _require(alpha is not None and alpha >= 0, "alpha", alpha, "a number >= 0")

@@ -15,6 +15,7 @@ from logging import getLogger
 
 import torch
 
+from recbole_faerec.io import ConfigError
 from recbole_faerec.model.precision import step_dtype
 from recbole_faerec.text_prior.prior import TextPrior, prior_width, whitened_text_vectors
 from recbole_faerec.text_prior.transition import TrainingPairs, fit_text_transition
@@ -47,7 +48,7 @@ def validate_text_prior_config(config) -> None:
     }
     for key, (ok, valid) in checks.items():
         if not ok:
-            raise ValueError(
+            raise ConfigError(
                 f"{key}: {config[key]!r} is invalid; expected {valid}; fix: --{key}=... on the "
                 "command line or in a yaml file (properties/text_prior.yaml has the defaults)."
             )

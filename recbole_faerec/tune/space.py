@@ -14,13 +14,15 @@ from typing import Any
 
 import yaml
 
+from recbole_faerec.io import ConfigError
+
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint", "constant")
 
 # Keys a trial sets itself: sweeping them would break the run's bookkeeping.
 RESERVED_KEYS = ("model", "dataset", "backbone", "data_path", "checkpoint_dir", "gpu_id")
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(ConfigError):
     """A malformed search-space file or entry."""
 
 

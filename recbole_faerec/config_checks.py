@@ -1,0 +1,148 @@
+"""Checks of the settings a user gives that RecBole's ``Config`` leaves unchecked.
+
+:func:`~recbole_faerec.config.build_config` runs them, so the command line, the report, the sweep
+and the Python API all get them, before any data is loaded:
+
+* :func:`check_command_line`: a ``--key=value`` flag given twice with different values (RecBole
+  raises a SyntaxError for it).
+* :func:`recbole_config_error`: what RecBole's ``Config`` raises for a bad setting, as a
+  :class:`~recbole_faerec.io.ConfigError`.
+* :func:`check_numbers`: every key whose default in the loaded yaml files (RecBole's and the
+  plugin's) is a number must be a number; RecBole keeps a value it cannot parse as text.
+* :func:`check_sizes`: sequence lengths, layer and batch sizes and epochs are ints >= 1
+  (:func:`check_size` also checks ``nproc``, in :func:`recbole_faerec.quick_start.run`).
+
+Each error names the key and the fix: ``<key>: <problem>; fix: <how>``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from recbole_faerec.io import ConfigError, FAERecError, check_repeated_flag
+
+#: Sizes, lengths and counts that must be ints >= 1 wherever the run has them.
+SIZE_KEYS = (
+    "MAX_ITEM_LIST_LENGTH",
+    "hidden_size",
+    "embedding_size",
+    "inner_size",
+    "n_layers",
+    "num_layers",
+    "n_heads",
+    "train_batch_size",
+    "eval_batch_size",
+    "epochs",
+    "embedding_max_length",
+    "embedding_batch_size",
+    "embedding_api_max_attempts",
+)
+
+#: What RecBole's ``Config`` raises, besides ValueError, for settings it refuses: a repeated flag
+#: (SyntaxError), an unknown metric (NotImplementedError), ranking and value metrics together
+#: (RuntimeError), a ``topk`` that is not a number or list (TypeError), fewer GPUs than processes
+#: (AssertionError), a missing model or dataset (KeyError).
+RECBOLE_CONFIG_ERRORS = (
+    SyntaxError,
+    NotImplementedError,
+    RuntimeError,
+    TypeError,
+    AttributeError,
+    AssertionError,
+    KeyError,
+)
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float (numpy's too, as a sweep samples them); a bool is not a number here."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_int(value: Any) -> bool:
+    """An int (numpy's too); a bool is not an int here."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_command_line(argv: Sequence[str] | None = None) -> None:
+    """The ``--key=value`` flags that RecBole's ``Config`` reads from ``argv`` (``sys.argv``) may
+    repeat a key only with the same value; ConfigError naming the key otherwise."""
+    argv = sys.argv if argv is None else argv
+    if not argv or "ipykernel_launcher" in argv[0]:  # RecBole skips a notebook's command line
+        return
+    seen: dict[str, str] = {}
+    for arg in argv[1:]:
+        parts = arg[2:].split("=")
+        if not arg.startswith("--") or len(parts) != 2:  # as RecBole's ``_load_cmd_line``
+            continue
+        key, value = parts
+        check_repeated_flag(key, seen.get(key), value)
+        seen[key] = value
+
+
+def recbole_config_error(exc: BaseException) -> ConfigError | None:
+    """``exc``, raised while RecBole's ``Config`` read the settings, as a ConfigError; None for
+    errors to raise as they are: the plugin's own and ``torch.distributed``'s (a process group
+    that cannot start)."""
+    import torch.distributed
+
+    if isinstance(exc, FAERecError | torch.distributed.DistError):
+        return None
+    text = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+    return ConfigError(
+        f"RecBole refused the settings: {text.rstrip('.')}; fix: correct the setting it names "
+        "(--debug shows where RecBole raised it)."
+    )
+
+
+def default_values(config, default_files: Iterable[str]) -> dict[str, Any]:
+    """The defaults of a run: RecBole's own yaml files, then the plugin's ``default_files``."""
+    import yaml
+
+    defaults = dict(getattr(config, "internal_config_dict", {}))
+    for path in default_files:
+        with open(path, encoding="utf-8") as handle:
+            defaults.update(yaml.load(handle.read(), Loader=config.yaml_loader) or {})
+    return defaults
+
+
+def _example(key: str, default: Any) -> str:
+    return f"--{key}={default} on the command line or `{key}: {default}` in a yaml file"
+
+
+def check_numbers(config, defaults: Mapping[str, Any]) -> None:
+    """Every key whose default is a number holds a number (or null); RecBole keeps text it cannot
+    parse (``--hidden_size=abc``) as a string, which fails far later. ConfigError otherwise."""
+    for key, default in defaults.items():
+        value = config[key]
+        if is_number(default) and value is not None and not is_number(value):
+            raise ConfigError(
+                f"{key}: {value!r} is not a number; fix: give a number, e.g. "
+                f"{_example(key, default)}."
+            )
+
+
+def check_size(key: str, value: Any, example: Any = 1, setting: bool = True) -> None:
+    """``value`` of ``key`` is an int >= 1; ConfigError naming the key otherwise. ``setting``:
+    a config key (the fix shows the flag and the yaml line), else a command-line flag only."""
+    if not (is_int(value) and value >= 1):
+        how = _example(key, example) if setting else f"--{key}={example}"
+        raise ConfigError(f"{key}: {value!r} is invalid; fix: give an int >= 1, e.g. {how}.")
+
+
+def check_sizes(config, defaults: Mapping[str, Any]) -> None:
+    """The :data:`SIZE_KEYS` a run has (a number by default, or set by the user where the
+    default is null) are ints >= 1."""
+    for key in SIZE_KEYS:
+        default, value = defaults.get(key), config[key]
+        if is_number(default) or (default is None and value is not None):
+            check_size(key, value, default if is_number(default) and default >= 1 else 1)
+
+
+def check_settings(config, default_files: Iterable[str]) -> None:
+    """:func:`check_numbers` and :func:`check_sizes` of a built ``config``."""
+    defaults = default_values(config, default_files)
+    check_numbers(config, defaults)
+    check_sizes(config, defaults)
