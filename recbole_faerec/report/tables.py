@@ -9,6 +9,8 @@ from typing import Any
 from recbole_faerec.results import result_group_labels
 
 BASE, FAEREC = "base", "faerec"
+#: Suffix of a variant scored with the text prior on top (``base+prior``, ``faerec+prior``).
+PRIOR_SUFFIX = "+prior"
 
 IMPROVEMENT = "Improv."
 
@@ -43,7 +45,10 @@ def _percent_cell(value: float | None) -> str:
 
 
 def variant_label(backbone: str, variant: str) -> str:
-    """Row label: the backbone's name for ``base``, ``FAERec`` and ``FAERec w/o ...``."""
+    """Row label: the backbone's name for ``base``, ``FAERec`` and ``FAERec w/o ...``; a
+    ``+prior`` variant is its model's label with `` + text prior`` (``SASRec + text prior``)."""
+    if variant.endswith(PRIOR_SUFFIX):
+        return variant_label(backbone, variant.removesuffix(PRIOR_SUFFIX)) + " + text prior"
     if variant == BASE:
         return backbone
     return "FAERec" if variant == FAEREC else f"FAERec {variant}"
