@@ -14,8 +14,8 @@ resumable with ``--resume``, like a single report), then writes:
 
 * ``DIR/seeds.md``: the same as two tables, per seed and over the seeds.
 
-One seed can move a figure as much as a setting does (e.g. the tail ratio on the bundled
-Scientific data spans 2.07x to 2.22x over three seeds), so compare settings over several.
+One seed can move a figure as much as a setting does (``docs/experiments.md`` has the spread on
+the bundled data), so compare settings over several.
 """
 
 from __future__ import annotations

@@ -1,0 +1,197 @@
+"""Tables of measured figures, rendered from the committed files that hold them.
+
+* :func:`render_results`: one report's ``results.json`` (``reports/<dataset>-<backbones>/``), one
+  row per backbone and variant the report lists, in its order;
+* :func:`render_seeds`: a report over seeds (``seeds.json``), mean and spread per variant;
+* :func:`render_scaling`: the lines ``benchmarks/scaling.py`` printed (``key=value`` fields).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from recbole_faerec.docs.reference import DocsError
+from recbole_faerec.report.seeds import SEED_METRICS
+from recbole_faerec.report.tables import (
+    BASE,
+    markdown_table,
+    metric_value,
+    value_cell,
+    variant_label,
+)
+
+#: The ratio to the bare backbone stated under each results table.
+RATIO_METRIC = "tailhit"
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DocsError(f"{path}: no such file; fix: name a committed report in the marker.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def metric_columns(k: int) -> tuple[list[str], list[str]]:
+    """``(metric keys, column titles)`` of the results tables at ``k``: those of the seed tables."""
+    keys = [f"{name}@{k}" for name in SEED_METRICS]
+    titles = [f"{title}@{k}" for title in SEED_METRICS.values()]
+    return keys, titles
+
+
+def _variants(report: Mapping[str, Any], backbone: str) -> list[str]:
+    """The variants of ``backbone`` in the order the report lists them."""
+    found = report["metrics"].get(backbone, {})
+    listed = [v for v in report.get("variants", []) if v in found]
+    return listed + [v for v in found if v not in listed]
+
+
+def _ratio(new: float | None, base: float | None) -> str:
+    return "-" if new is None or not base else f"{new / base:.2f}x"
+
+
+def _protocol(protocol: Mapping[str, Any]) -> str:
+    return ", ".join(
+        f"`{key}: {value}`" for key, value in protocol.items() if not isinstance(value, Mapping)
+    )
+
+
+def render_results(root: Path, folder: str) -> str:
+    """The test figures of the report in ``folder`` (relative to ``root``)."""
+    report = load_json(root / folder / "results.json")
+    k = report.get("k", 10)
+    keys, titles = metric_columns(k)
+    backbones = report.get("backbones") or list(report["metrics"])
+    rows, ratios = [], []
+    for backbone in backbones:
+        variants = _variants(report, backbone)
+        results = report["metrics"].get(backbone, {})
+        for variant in variants:
+            values = [metric_value(results[variant], key) for key in keys]
+            rows.append([backbone, variant_label(backbone, variant), *map(value_cell, values)])
+        if BASE in results:
+            key = f"{RATIO_METRIC}@{k}"
+            base = metric_value(results[BASE], key)
+            ratios += [
+                f"{variant_label(backbone, v)} {_ratio(metric_value(results[v], key), base)}"
+                for v in variants
+                if v != BASE
+            ]
+    lines = [
+        f"`{folder}/results.json`: `{report.get('dataset', '?')}`, test split, K = {k}, "
+        f"seed {report.get('seed', '?')}; {_protocol(report.get('protocol', {}))}.",
+        "",
+        markdown_table(["Backbone", "Model", *titles], rows),
+    ]
+    if ratios:
+        title = dict(zip(keys, titles, strict=True))[f"{RATIO_METRIC}@{k}"]
+        lines += ["", f"{title} over the bare backbone: {'; '.join(ratios)}."]
+    if report.get("command"):
+        lines += ["", f"Command: `{report['command']}`"]
+    return "\n".join(lines)
+
+
+def _spread_cell(spread: Mapping[str, Any]) -> str:
+    mean, std = spread.get("mean"), spread.get("std")
+    return value_cell(mean) if std is None else f"{value_cell(mean)} ± {value_cell(std)}"
+
+
+def render_seeds(root: Path, folder: str) -> str:
+    """Mean ± sample standard deviation over the seeds of ``folder/seeds.json``, and the ratio of
+    the means to the bare backbone."""
+    summary = load_json(root / folder / "seeds.json")
+    k = summary.get("k", 10)
+    keys, titles = metric_columns(k)
+    rows = []
+    for backbone, variants in summary["metrics"].items():
+        for variant, by_key in variants.items():
+            cells = [_spread_cell(by_key.get(key, {})) for key in keys]
+            rows.append([backbone, variant_label(backbone, variant), *cells])
+        for variant, by_key in summary.get("ratios", {}).get(backbone, {}).items():
+            label = f"{variant_label(backbone, variant)} / {backbone}, ratio of the means"
+            cells = [
+                "-"
+                if by_key.get(key, {}).get("of_means") is None
+                else f"{by_key[key]['of_means']:.2f}x"
+                for key in keys
+            ]
+            rows.append([backbone, label, *cells])
+    seeds = ", ".join(str(seed) for seed in summary.get("seeds", []))
+    lines = [
+        f"`{folder}/seeds.json`: test split, K = {k}, seeds {seeds} "
+        "(mean ± sample standard deviation).",
+        "",
+        markdown_table(["Backbone", "Model", *titles], rows),
+    ]
+    if summary.get("command"):
+        lines += ["", f"Command: `{summary['command']}`"]
+    return "\n".join(lines)
+
+
+#: Column titles of the fields ``benchmarks/scaling.py`` prints; other fields keep their names.
+SCALING_TITLES = {
+    "items": "items",
+    "llm_dim": "LLM dim",
+    "step_s": "step s",
+    "step_ratio": "step ratio",
+    "peak_gb": "peak GB",
+    "eval_s_per_1000": "eval s per 1,000 users",
+    "table_s": "eval table s",
+}
+
+
+def parse_scaling(text: str) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """Rows of ``key=value`` fields (a bare word prefixes the fields after it: ``step_s
+    bare=0.75`` is ``step_s bare``), and the one-field summary lines."""
+    rows, summary = [], {}
+    for line in text.splitlines():
+        fields: dict[str, str] = {}
+        group = ""
+        for token in line.split():
+            if "=" not in token:
+                group = token
+                continue
+            key, value = token.split("=", 1)
+            fields[f"{group} {key}" if group and key in ("bare", "faerec") else key] = value
+            if key not in ("bare", "faerec"):
+                group = ""
+        if len(fields) == 1:
+            summary.update(fields)
+        elif fields:
+            rows.append(fields)
+    return rows, summary
+
+
+def render_scaling(root: Path, file: str) -> str:
+    """The scaling benchmark's table from its committed output."""
+    path = root / file
+    if not path.is_file():
+        raise DocsError(f"{path}: no such file; fix: run benchmarks/scaling.py or fix the marker.")
+    rows, summary = parse_scaling(path.read_text(encoding="utf-8"))
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    merged: list[str] = []  # "step_s bare" and "step_s faerec" share one column
+    for column in columns:
+        name = column.split(" ")[0]
+        if name not in merged:
+            merged.append(name)
+
+    def cell(row: dict[str, str], name: str) -> str:
+        if name in row:
+            value = row[name]
+            return f"{int(value):,}" if name == "items" and value.isdigit() else value
+        pair = [row.get(f"{name} bare", "-"), row.get(f"{name} faerec", "-")]
+        return " / ".join(pair)
+
+    header = [
+        SCALING_TITLES.get(name, name) + ("" if name in columns else " (bare / FAERec)")
+        for name in merged
+    ]
+    table = [[cell(row, name) for name in merged] for row in rows]
+    align = ["--:"] * len(header)
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in table]
+    lines += ["", f"`{file}`" + "".join(f"; `{key}={value}`" for key, value in summary.items())]
+    return "\n".join(lines)

@@ -1,0 +1,223 @@
+"""Docs that cannot drift: generated parts fresh, figures equal to the committed reports, links
+that resolve, a short README, and the generator's parts on hand-made input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from recbole_faerec.data.bundled import BUNDLED_DATASETS
+from recbole_faerec.docs import ROOT, main
+from recbole_faerec.docs.blocks import BLOCK, blocks, render_document, stale_blocks
+from recbole_faerec.docs.figures import metric_columns, parse_scaling
+from recbole_faerec.docs.links import broken_links, heading_ids, link_targets
+from recbole_faerec.docs.reference import DocsError, config_files, read_keys, split_comment
+from recbole_faerec.report.tables import variant_label
+
+README = ROOT / "README.md"
+
+
+def _rows(body: str) -> list[list[str]]:
+    """The cells of every Markdown table row of ``body`` (header and alignment rows included)."""
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in body.splitlines()
+        if line.startswith("|")
+    ]
+
+
+def test_generated_parts_are_fresh_and_links_resolve(capsys):
+    assert main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_readme_is_at_most_300_lines():
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 300
+
+
+def test_readme_results_are_the_committed_reports():
+    text = README.read_text(encoding="utf-8")
+    datasets = set()
+    results = [(arg, body) for kind, arg, body in blocks(text) if kind == "results"]
+    assert results
+    for folder, body in results:
+        report = json.loads((ROOT / folder / "results.json").read_text(encoding="utf-8"))
+        datasets.add(report["dataset"])
+        keys, titles = metric_columns(report["k"])
+        header, _, *rows = _rows(body)
+        assert header == ["Backbone", "Model", *titles]
+        checked = set()
+        for backbone, label, *cells in rows:
+            results_of = report["metrics"][backbone]
+            [variant] = [v for v in results_of if variant_label(backbone, v) == label]
+            for key, cell in zip(keys, cells, strict=True):
+                value = results_of[variant][key]
+                assert cell == ("-" if value is None else f"{value:.4f}"), (folder, label, key)
+            checked.add((backbone, variant))
+        every = {(b, v) for b in report["backbones"] for v in report["variants"]}
+        assert checked == every, f"{folder}: rows {checked} for the variants {every}"
+    domains = {name for name in BUNDLED_DATASETS if not name.endswith("-sample")}
+    assert datasets == domains, "one results table per bundled domain"
+
+
+def test_readme_seed_figures_are_the_committed_ones():
+    text = README.read_text(encoding="utf-8")
+    for folder, body in [(arg, body) for kind, arg, body in blocks(text) if kind == "seeds"]:
+        summary = json.loads((ROOT / folder / "seeds.json").read_text(encoding="utf-8"))
+        keys, _ = metric_columns(summary["k"])
+        for backbone, label, *cells in _rows(body)[2:]:
+            variants = summary["metrics"][backbone]
+            matches = [v for v in variants if variant_label(backbone, v) == label]
+            if not matches:  # a ratio row
+                continue
+            for key, cell in zip(keys, cells, strict=True):
+                spread = variants[matches[0]][key]
+                assert cell == f"{spread['mean']:.4f} ± {spread['std']:.4f}", (folder, label, key)
+
+
+def test_readme_holds_no_hand_typed_figures():
+    """Metric values and ratios appear only inside generated blocks."""
+    outside = BLOCK.sub("", README.read_text(encoding="utf-8"))
+    assert not re.findall(r"\b0\.\d{3,}\b|\b\d+\.\d+x\b", outside)
+
+
+def test_configuration_reference_lists_every_key_with_its_default():
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^### `([^`]+)`\n(.*?)(?=^##|\Z)", text, re.MULTILINE | re.DOTALL))
+    files = [path for _, paths in config_files(ROOT / "properties") for path in paths]
+    assert {"FAERec.yaml", "metrics.yaml", "embedding.yaml", "amazon-beauty.yaml"} <= {
+        path.name for path in files
+    }
+    for path in files:
+        name = path.relative_to(ROOT).as_posix()
+        assert name in sections, f"{name} has no table in docs/configuration.md"
+        rows = {row[0]: row for row in _rows(sections[name])[2:]}
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert set(rows) == {f"`{key}`" for key in values}, name
+        for key, value in values.items():
+            default = rows[f"`{key}`"][2].removeprefix("`").removesuffix("`")
+            assert yaml.safe_load(f"v: {default}")["v"] == value, (name, key, default)
+
+
+def test_yaml_keys_are_read_with_nested_values_nulls_quotes_and_long_comments(tmp_path):
+    path = tmp_path / "some.yaml"
+    path.write_text(
+        "# A file header,\n# over two lines.\n\n"
+        "url: https://example.org/v1   # (str) A URL; its '#' is not a comment: a#b.\n"
+        "name: 'gelu'                   # (str) Quoted.\n"
+        "nothing: ~                     # (str) null = the default.\n"
+        "load_col:                      # (dict) Nested.\n"
+        "  inter: [user_id, item_id]\n"
+        "eps: 1e-12                     # (float) As written.\n"
+        "long: 3                        # (int) A meaning that goes on\n"
+        "                               # over a second line.\n"
+        "# --- a section -------------------------------------------\n"
+        "plain: True                    # Without a type.\n",
+        encoding="utf-8",
+    )
+    header, keys = read_keys(path)
+    assert header == "A file header, over two lines."
+    found = {key.name: (key.type, key.default, key.meaning) for key in keys}
+    assert found == {
+        "url": ("str", "https://example.org/v1", "A URL; its '#' is not a comment: a#b."),
+        "name": ("str", "gelu", "Quoted."),
+        "nothing": ("str", "null", "null = the default."),
+        "load_col": ("dict", "{inter: [user_id, item_id]}", "Nested."),
+        "eps": ("float", "1e-12", "As written."),
+        "long": ("int", "3", "A meaning that goes on over a second line."),
+        "plain": ("", "True", "Without a type."),
+    }
+    assert split_comment(" 'a # b'  # c") == ("'a # b'", "c")
+
+
+def test_a_key_without_its_comment_is_an_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("alpha: 0.1  # (float) Fine.\nbeta: 2\n", encoding="utf-8")
+    with pytest.raises(DocsError, match="beta"):
+        read_keys(path)
+
+
+def test_a_changed_figure_makes_its_block_stale():
+    text = README.read_text(encoding="utf-8")
+    assert stale_blocks(text, ROOT) == []
+    changed = text.replace("| 0.0631 |", "| 0.0632 |", 1)
+    assert changed != text
+    assert stale_blocks(changed, ROOT) == ["results reports/amazon-beauty-SASRec"]
+    assert render_document(changed, ROOT) == text
+
+
+def test_unknown_or_incomplete_markers_are_errors():
+    with pytest.raises(DocsError, match="unknown"):
+        render_document("<!-- generated: nonsense -->\n<!-- end generated -->", ROOT)
+    with pytest.raises(DocsError, match="needs a path"):
+        render_document("<!-- generated: results -->\n<!-- end generated -->", ROOT)
+
+
+def test_broken_links_and_anchors_are_found(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Title\n\n## The `key`: what it does\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "[ok](docs/a.md) [ok](docs/a.md#the-key-what-it-does) [web](https://x.org/y)\n"
+        "[missing](docs/b.md) [bad anchor](docs/a.md#nope) [self](#title-here)\n"
+        "`[in code](docs/c.md)`\n\n```\n[in a block](docs/d.md)\n```\n\n# Title here\n"
+    )
+    assert broken_links(readme, tmp_path) == [
+        "README.md: docs/b.md (no such file)",
+        "README.md: docs/a.md#nope (no heading with this id)",
+    ]
+    assert link_targets("[a](x.md) `[b](y.md)`") == ["x.md"]
+    assert heading_ids("# A\n# A\n## B, c!\n") == {"a", "a-1", "b-c"}
+
+
+def test_scaling_fields_are_parsed():
+    rows, summary = parse_scaling(
+        "items=10000 llm_dim=384 step_ratio=1.08 step_s bare=0.753 faerec=0.816 table_s=0.05\n"
+        "max_step_ratio=1.11\n"
+    )
+    assert rows == [
+        {
+            "items": "10000",
+            "llm_dim": "384",
+            "step_ratio": "1.08",
+            "step_s bare": "0.753",
+            "step_s faerec": "0.816",
+            "table_s": "0.05",
+        }
+    ]
+    assert summary == {"max_step_ratio": "1.11"}
+
+
+def test_variant_labels_of_the_text_prior():
+    assert variant_label("SASRec", "base") == "SASRec"
+    assert variant_label("SASRec", "base+prior") == "SASRec + text prior"
+    assert variant_label("SASRec", "faerec") == "FAERec"
+    assert variant_label("SASRec", "faerec+prior") == "FAERec + text prior"
+    assert variant_label("SASRec", "w/o ILA") == "FAERec w/o ILA"
+
+
+def test_results_tables_follow_the_variants_a_report_lists(tmp_path):
+    metrics = {"hit@10": 0.1, "ndcg@10": 0.05, "headhit@10": 0.3, "coverage@10": None}
+    variants = ["base", "base+prior", "faerec", "faerec+prior"]
+    report = {
+        "dataset": "toy",
+        "k": 10,
+        "seed": 1,
+        "backbones": ["SASRec"],
+        "variants": variants,
+        "protocol": {"repeatable": False},
+        "command": "python -m recbole_faerec.report --dataset toy --model SASRec",
+        "metrics": {
+            "SASRec": {v: {**metrics, "tailhit@10": 0.02 * (i + 1)} for i, v in enumerate(variants)}
+        },
+    }
+    (tmp_path / "reports" / "toy").mkdir(parents=True)
+    (tmp_path / "reports" / "toy" / "results.json").write_text(json.dumps(report))
+    text = "<!-- generated: results reports/toy -->\n<!-- end generated -->\n"
+    body = blocks(render_document(text, tmp_path))[0][2]
+    labels = [row[1] for row in _rows(body)[2:]]
+    assert labels == ["SASRec", "SASRec + text prior", "FAERec", "FAERec + text prior"]
+    assert _rows(body)[3][2:] == ["0.1000", "0.0500", "0.0400", "0.3000", "-"]
+    assert "SASRec + text prior 2.00x; FAERec 3.00x; FAERec + text prior 4.00x" in body
