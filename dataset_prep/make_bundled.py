@@ -5,7 +5,8 @@
 - ``amazon-beauty-sample``: ``--sample-users`` users chosen deterministically (smallest
   SHA-256 of ``"<seed>:<user_id>"``) with their full sequences and all their items, not re-filtered;
 - ``amazon-scientific``: the shared Amazon 2018 "Industrial and Scientific" atomic files, as they
-  are (already RecBole atomic files).
+  are (already RecBole atomic files);
+- ``yelp``: the shared Yelp check-in atomic files, as they are (users revisit businesses).
 
 Files are gzip-compressed with ``mtime=0`` and no stored file name, so regeneration is
 byte-reproducible.
@@ -38,6 +39,8 @@ REVIEWS_FILE = "reviews_Beauty_5core.json.gz"
 META_FILE = "meta_Beauty_5core.json.gz"
 SCIENTIFIC_NAME = "amazon-scientific"
 DEFAULT_SCIENTIFIC_DIR = DEFAULT_RAW_DIR.parent / "amazon-scientific-2018"
+YELP_NAME = "yelp"
+DEFAULT_YELP_DIR = DEFAULT_RAW_DIR.parent / "yelp-checkins"
 DEFAULT_SAMPLE_USERS = 2000
 DEFAULT_SEED = 2024
 
@@ -78,22 +81,27 @@ def make_bundled(
     sample_users: int = DEFAULT_SAMPLE_USERS,
     seed: int = DEFAULT_SEED,
     scientific_dir: Path = DEFAULT_SCIENTIFIC_DIR,
+    yelp_dir: Path = DEFAULT_YELP_DIR,
 ) -> list[Path]:
-    """Convert the shared data, write the six bundled ``.gz`` files, return their paths."""
+    """Convert the shared data, write the eight bundled ``.gz`` files, return their paths."""
     with tempfile.TemporaryDirectory() as tmp:
         result = convert_amazon(raw_dir / REVIEWS_FILE, raw_dir / META_FILE, FULL_NAME, tmp)
         inter_text = result.inter_path.read_text(encoding="utf-8")
         item_text = result.item_path.read_text(encoding="utf-8")
     sample_inter, sample_item = sample_atomic_files(inter_text, item_text, sample_users, seed)
-    scientific = [
-        gzip.decompress((scientific_dir / f"{SCIENTIFIC_NAME}.{suffix}.gz").read_bytes())
-        for suffix in ("inter", "item")
-    ]
+    scientific, yelp = (
+        [
+            gzip.decompress((folder / f"{name}.{suffix}.gz").read_bytes()).decode("utf-8")
+            for suffix in ("inter", "item")
+        ]
+        for folder, name in ((scientific_dir, SCIENTIFIC_NAME), (yelp_dir, YELP_NAME))
+    )
     written = []
     for name, inter, item in (
         (FULL_NAME, inter_text, item_text),
         (SAMPLE_NAME, sample_inter, sample_item),
-        (SCIENTIFIC_NAME, *(data.decode("utf-8") for data in scientific)),
+        (SCIENTIFIC_NAME, *scientific),
+        (YELP_NAME, *yelp),
     ):
         for suffix, text in (("inter", inter), ("item", item)):
             path = Path(out_dir) / f"{name}.{suffix}.gz"
@@ -118,9 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scientific", type=Path, default=DEFAULT_SCIENTIFIC_DIR, help="shared Scientific folder"
     )
+    parser.add_argument("--yelp", type=Path, default=DEFAULT_YELP_DIR, help="shared Yelp folder")
     args = parser.parse_args(argv)
     return run_cli(
-        lambda: make_bundled(args.raw, args.out, args.sample_users, args.seed, args.scientific)
+        lambda: make_bundled(
+            args.raw, args.out, args.sample_users, args.seed, args.scientific, args.yelp
+        )
     )
 
 

@@ -31,7 +31,12 @@ def read_bundled(name: str, suffix: str) -> pd.DataFrame:
 
 
 def test_bundled_files_have_expected_sizes() -> None:
-    assert BUNDLED_DATASETS == ("amazon-beauty", "amazon-beauty-sample", "amazon-scientific")
+    assert BUNDLED_DATASETS == (
+        "amazon-beauty",
+        "amazon-beauty-sample",
+        "amazon-scientific",
+        "yelp",
+    )
     full = read_bundled("amazon-beauty", "inter")
     assert full.shape == (198502, 3)
     assert full["user_id:token"].nunique() == 22363
@@ -50,13 +55,19 @@ def test_bundled_files_have_expected_sizes() -> None:
     assert scientific.shape == (58492, 3)
     assert scientific["user_id:token"].nunique() == 8317
     assert scientific["item_id:token"].nunique() == 4344
+    yelp = read_bundled("yelp", "inter")
+    assert yelp.shape == (316354, 3)
+    assert yelp["user_id:token"].nunique() == 30431 and yelp["item_id:token"].nunique() == 20033
+    pairs = yelp[["user_id:token", "item_id:token"]]
+    assert pairs.duplicated().sum() == 11830  # repeat visits of an earlier pair
+    assert len(read_bundled("yelp", "item")) == 20033
     scientific_items = read_bundled("amazon-scientific", "item")
     assert len(scientific_items) == 4344
     assert (scientific_items["description:token_seq"] != "").sum() == 4221
     total = sum(
         bundled_file(n, s).stat().st_size for n in BUNDLED_DATASETS for s in ("inter", "item")
     )
-    assert total < 6_000_000
+    assert total < 8_000_000  # the wheel stays small: four datasets in under 8 MB
 
 
 def recbole_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load_col: dict):
@@ -139,7 +150,7 @@ def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
     from dataset_prep.make_bundled import make_bundled
 
     written = make_bundled(SHARED_BEAUTY, tmp_path)
-    assert len(written) == 6
+    assert len(written) == 8
     for path in written:
         assert (
             path.read_bytes() == bundled_file(*path.name[: -len(".gz")].rsplit(".", 1)).read_bytes()

@@ -44,7 +44,7 @@ def test_dataset_yaml_holds_no_faerec_keys(path):
 
 
 def test_paper_protocol_on_the_bundled_datasets():
-    for name in ("amazon-beauty", "amazon-scientific"):
+    for name in ("amazon-beauty", "amazon-scientific", "yelp"):
         settings = yaml.safe_load((PROPERTIES / "dataset" / f"{name}.yaml").read_text())
         assert settings["repeatable"] is False and settings["MAX_ITEM_LIST_LENGTH"] == 50
         assert settings["loss_type"] == "BCE" and settings["train_mode"] == "all_positions"
