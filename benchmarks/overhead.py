@@ -15,8 +15,11 @@ config overrides shared by every model. With ``--profile`` a torch profiler tabl
 training epoch is printed first. With ``--flop-batches N`` the multiply-adds of a training step
 (forward and backward, counted by torch's ``FlopCounterMode`` over the first N batches) of both
 models are printed with their ratio, the ceiling the wall-clock ratio cannot beat when both run
-their products at the same speed. Medians are printed, then the last line
-``train_epoch_ratio=<FAERec/bare> eval_ratio=<FAERec/bare>``.
+their products at the same speed. The text prior (``text_prior``) is timed too: its fit on the
+training split (once, after training) and its share of FAERec's full-sort evaluation when it is
+on (``text_prior_fit_s=... text_prior_eval_share=...``); choosing its weight costs one validation
+evaluation per entry of ``text_prior_weights``. Medians are printed, then the last line
+``train_epoch_ratio=<FAERec/bare> eval_ratio=<FAERec/bare>`` (both without the prior).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from recbole_faerec.config import build_config
 from recbole_faerec.io import parse_overrides
 from recbole_faerec.pipeline import prepare_run
+from recbole_faerec.text_prior import fit_text_prior
 
 
 class Setup:
@@ -72,6 +76,22 @@ class Setup:
         start = time.perf_counter()
         self.trainer.evaluate(self.valid_data, load_best_model=False)
         return time.perf_counter() - start
+
+    def fit_text_prior(self) -> float:
+        """Fit the model's text prior on the training split (as the pipeline does after
+        training); returns the seconds it took."""
+        start = time.perf_counter()
+        fit_text_prior(self.trainer.model, self.trainer.config, self.train_data._dataset)
+        return time.perf_counter() - start
+
+    def evaluate_with_prior(self, weight: float = 12.0) -> float:
+        """A full-sort evaluation with the text prior on at ``weight``."""
+        prior = self.trainer.model.text_prior
+        prior.weight.fill_(weight)
+        try:
+            return self.evaluate()
+        finally:
+            prior.weight.zero_()
 
 
 def interleave(tasks: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
@@ -117,10 +137,12 @@ def main() -> None:
         "train_mode": "all_positions",
         "show_progress": False,
         "state": "WARNING",
+        "text_prior": True,
         **overrides,
     }
     bare = Setup(args.backbone, args.dataset, common, base=True)
     faerec = Setup(args.backbone, args.dataset, common, base=False)
+    prior_fit = faerec.fit_text_prior()
     if args.profile:
         print(profile_epoch(faerec))
     if args.flop_batches > 0:
@@ -136,6 +158,7 @@ def main() -> None:
             "FAERec train": faerec.train_epoch,
             "bare eval": bare.evaluate,
             "FAERec eval": faerec.evaluate,
+            "FAERec + text prior eval": faerec.evaluate_with_prior,
         },
         args.repeats,
     )
@@ -177,6 +200,9 @@ def main() -> None:
             key = name.replace(" ", "_")
             train, evaluate = median[f"bare {name} train"], median[f"bare {name} eval"]
             print(f"epoch_time_{key}={train:.2f} eval_time_{key}={evaluate:.2f}")
+    with_prior = median["FAERec + text prior eval"]
+    share = (with_prior - median["FAERec eval"]) / with_prior
+    print(f"text_prior_fit_s={prior_fit:.1f} text_prior_eval_share={share:.2f}")
     print(f"(FAERec/bare ratios below measured with train_mode={mode})")
     train_ratio = median["FAERec train"] / median["bare train"]
     eval_ratio = median["FAERec eval"] / median["bare eval"]
