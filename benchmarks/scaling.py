@@ -10,7 +10,11 @@ than 10 items). Each measurement runs in a fresh process, so that its peak memor
 own. Printed per size: the training step time of both models and their ratio, the peak memory of
 both, the full-sort evaluation time per 1,000 users, and the time FAERec takes to build its
 evaluation table (projection and fusion of every item); a PNG plot of the same figures is written.
-The last line is ``max_step_ratio=<FAERec / bare, the largest over all sizes>``.
+With ``text_prior: True`` (the default) both models score with the text prior on (its whitened
+item vectors built from the synthetic LLM table, weight :data:`PRIOR_WEIGHT`; the transition fit
+is not timed here, see ``benchmarks/overhead.py``), and ``prior_vectors_s`` is the time its item
+vectors take. The last line is ``max_step_ratio=<FAERec / bare, the largest over all sizes>``;
+the exit code is 1 when any measurement failed.
 """
 
 from __future__ import annotations
@@ -28,19 +32,19 @@ import numpy as np
 
 BATCH_USERS = 256
 MAX_LENGTH = 50
+#: The text prior's weight while scoring (a typical choice on the bundled validation splits).
+PRIOR_WEIGHT = 12.0
 
 
 class SyntheticCatalog:
     """What the models read from a RecBole dataset: the item count, a frozen LLM table (FAERec
-    only) and the training popularity (Zipf-like, as real catalogs)."""
+    and the text prior) and the training popularity (Zipf-like, as real catalogs)."""
 
-    def __init__(self, n_items: int, llm_dim: int | None, seed: int = 0) -> None:
+    def __init__(self, n_items: int, llm_dim: int, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
         self.item_num = n_items + 1
-        self.llm_embeddings = None
-        if llm_dim:
-            self.llm_embeddings = rng.standard_normal((self.item_num, llm_dim), dtype=np.float32)
-            self.llm_embeddings[0] = 0.0
+        self.llm_embeddings = rng.standard_normal((self.item_num, llm_dim), dtype=np.float32)
+        self.llm_embeddings[0] = 0.0
         ranks = np.arange(1, self.item_num, dtype=np.float64)
         popularity = np.zeros(self.item_num)
         popularity[1:] = np.maximum(1.0, 2000.0 / ranks)
@@ -77,6 +81,7 @@ def measure(n_items: int, llm_dim: int, faerec: bool, steps: int, users: int, ev
 
     from recbole_faerec.config import build_config
     from recbole_faerec.model.registry import model_class
+    from recbole_faerec.text_prior.prior import whitened_text_vectors
 
     settings = {
         "loss_type": "BCE",
@@ -86,8 +91,19 @@ def measure(n_items: int, llm_dim: int, faerec: bool, steps: int, users: int, ev
         "state": "WARNING",
     }
     config = build_config("SASRec", "amazon-beauty", config_dict=settings, base=not faerec)
-    catalog = SyntheticCatalog(n_items, llm_dim if faerec else None)
+    catalog = SyntheticCatalog(n_items, llm_dim)
     model = model_class(config)(config, catalog)
+    prior_seconds = None
+    if model.text_prior is not None:
+        start = time.perf_counter()
+        vectors = whitened_text_vectors(
+            torch.as_tensor(catalog.llm_embeddings),
+            model.text_prior.item_vectors.size(1),
+            config["text_prior_shrinkage"],
+        )
+        model.text_prior.item_vectors.copy_(vectors)
+        prior_seconds = time.perf_counter() - start
+        model.text_prior.weight.fill_(PRIOR_WEIGHT)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(1)
     model.train()
@@ -112,6 +128,7 @@ def measure(n_items: int, llm_dim: int, faerec: bool, steps: int, users: int, ev
         "step_s": statistics.median(step_times[1:]),
         "eval_s_per_1000_users": eval_seconds,
         "table_s": table_seconds,
+        "prior_vectors_s": prior_seconds,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
 
@@ -203,6 +220,8 @@ def main() -> None:
         if "step_s" in row["FAERec"] and "step_s" in row["bare"]
     ]
     print(f"max_step_ratio={max(ratios):.2f}" if ratios else "max_step_ratio=nan")
+    failed = any("error" in row["bare"] or "error" in row["FAERec"] for row in rows)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
