@@ -5,8 +5,8 @@ items: the LLM projection, the gate and InfoNCE's similarities. On a CPU with na
 instructions (``avx512_bf16``, AMX) these run several times faster in bfloat16 than in float32.
 Inputs are rounded to bfloat16, products accumulate in float32 and every result goes back to
 float32, so losses, softmaxes, gradients and parameters stay in float32 (the usual mixed
-precision). Evaluation runs in float32, but for the content prior's cosine product at full-sort
-scoring (:mod:`.content`), which takes the same dtype.
+precision). Evaluation runs in float32, but for the text prior's cosine product at full-sort
+scoring (:mod:`recbole_faerec.text_prior.prior`), which takes the same dtype.
 
 oneDNN, which runs bfloat16 products on the CPU, builds a kernel for each new matrix shape. The
 number of distinct items changes with every batch, so a product over them would pay for a new
