@@ -67,6 +67,7 @@ def evaluate(tmp_path, monkeypatch, repeatable: bool, sequences=SEQUENCES):
             "inner_size": 8,
             "state": "ERROR",
             "show_progress": False,
+            "text_prior": False,  # no item texts here
         },
         base=True,
     )

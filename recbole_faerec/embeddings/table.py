@@ -118,8 +118,9 @@ def find_item_file(data_path: str | Path, dataset: str) -> Path:
             return folder / name
     raise FileNotFoundError(
         f"no item file {folder / (dataset + '.item')} (or .item.gz); LLM item embeddings are "
-        "built from the item texts; fix: create the atomic files with dataset_prep, or check "
-        "data_path and dataset"
+        "built from the item texts (for FAERec and the text prior); fix: create the atomic files "
+        "with dataset_prep, or check data_path and dataset; a bare backbone runs without item "
+        "texts with --text_prior=False"
     )
 
 
