@@ -81,6 +81,8 @@ def fit_scoring(trainer, train_data, valid_data, saved: bool = True) -> dict[flo
         logger.info("Scorer: the model's own scores (text_prior: False)")
         return None
     if saved:
+        if not config["single_spec"]:
+            torch.distributed.barrier()  # rank 0 has finished writing the best checkpoint
         checkpoint = torch.load(trainer.saved_model_file, map_location=trainer.device)
         model.load_state_dict(checkpoint["state_dict"])
         model.load_other_parameter(checkpoint.get("other_parameter"))
