@@ -197,7 +197,10 @@ def test_failed_trial_is_marked_and_sweep_resumes(run_dir, sweep_overrides, ray_
     outcome = run_sweep(space, "SASRec", "amazon-beauty-sample", **kwargs)
     table = outcome["table"].set_index("tau")
     assert table.loc[0.05, "status"] == "completed"
-    assert table.loc[-1.0, "status"] == "failed" and "ValueError" in table.loc[-1.0, "error"]
+    assert (
+        table.loc[-1.0, "status"] == "failed"
+        and "ConfigError: tau: -1.0 is invalid" in table.loc[-1.0, "error"]
+    )
     assert outcome["best_params"] == {"tau": 0.05}
     with pytest.raises(FileExistsError, match="--resume"):
         run_sweep(space, "SASRec", "amazon-beauty-sample", **kwargs)

@@ -40,7 +40,8 @@ from recbole_faerec.model.precision import step_dtype
 def _require(ok: bool, key: str, value, valid: str) -> None:
     if not ok:
         raise ConfigError(
-            f"{key}: {value!r} is invalid; expected {valid}; fix: --{key}=... or a yaml file."
+            f"{key}: {value!r} is invalid; expected {valid}; fix: give {key} such a value on "
+            "the command line or in a yaml file (properties/model/FAERec.yaml has the defaults)."
         )
 
 
