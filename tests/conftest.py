@@ -99,6 +99,22 @@ def sample_data_path(tmp_path_factory) -> Path:
     return root
 
 
+#: A small model on short prompts and sequences, quiet: the part of ``fast_config`` that needs no
+#: fixture (module-scoped fixtures build their runs from it too).
+SMALL_MODEL = {
+    "embedding_max_length": 32,
+    "hidden_size": 32,
+    "embedding_size": 32,
+    "inner_size": 64,
+    "n_layers": 1,
+    "n_heads": 2,
+    "MAX_ITEM_LIST_LENGTH": 10,
+    "show_progress": False,
+    "state": "WARNING",
+    "seed": 7,
+}
+
+
 @pytest.fixture
 def fast_config(sample_data_path, run_dir) -> dict:
     """Small, fast settings for end-to-end runs on the sample.
@@ -109,23 +125,13 @@ def fast_config(sample_data_path, run_dir) -> dict:
     per-item vector cache across test sessions; CI leaves it unset and embeds the sample from
     scratch.
     """
-    cache = os.environ.get("FAEREC_TEST_EMBEDDING_CACHE")
     return {
-        "embedding_cache_dir": cache,
-        "embedding_max_length": 32,
+        **SMALL_MODEL,
+        "embedding_cache_dir": os.environ.get("FAEREC_TEST_EMBEDDING_CACHE"),
         "data_path": str(sample_data_path),
         "checkpoint_dir": str(run_dir / "saved"),
         "epochs": 1,
-        "hidden_size": 32,
-        "embedding_size": 32,
-        "inner_size": 64,
-        "n_layers": 1,
-        "n_heads": 2,
-        "MAX_ITEM_LIST_LENGTH": 10,
         "train_batch_size": 1024,
-        "show_progress": False,
-        "state": "WARNING",
-        "seed": 7,
         "text_prior_transition_epochs": 1,
         "text_prior_weights": [0, 12],
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SAMPLE
+from conftest import SAMPLE, SMALL_MODEL
 
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset, data_preparation
@@ -14,24 +14,11 @@ from recbole_faerec.model.faerec import FAERec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SETTINGS = {
-    "embedding_max_length": 32,
-    "hidden_size": 32,
-    "embedding_size": 32,
-    "inner_size": 64,
-    "n_layers": 1,
-    "n_heads": 2,
-    "MAX_ITEM_LIST_LENGTH": 10,
-    "show_progress": False,
-    "state": "WARNING",
-    "seed": 7,
-}
-
 
 @pytest.fixture(scope="module")
 def sample_splits(sample_data_path):
     """The sample's training split and one test batch, with the LLM table (built once)."""
-    settings = {**SETTINGS, "data_path": str(sample_data_path)}
+    settings = {**SMALL_MODEL, "data_path": str(sample_data_path)}
     config = build_config("SASRec", SAMPLE, config_dict=settings)
     train, _, test = data_preparation(config, create_dataset(config))
     return settings, train, next(iter(test))[0]
