@@ -52,6 +52,24 @@ def test_duplicate_prompts_are_computed_once(tmp_path):
     np.testing.assert_array_equal(vecs[0], vecs[2])
 
 
+def test_vectors_follow_the_prompts_whatever_order_the_provider_batches_in(tmp_path):
+    class Reversed(FakeProvider):
+        def embed_batches(self, texts):
+            order = list(range(len(texts)))[::-1]
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                yield batch, self.embed([texts[i] for i in batch])
+
+    warm = FakeProvider()
+    embed_with_cache(PROMPTS[::3], warm, EmbeddingCache(tmp_path, warm.identity()), False)
+    provider = Reversed(batch_size=3)
+    cache = EmbeddingCache(tmp_path, provider.identity())
+    vecs, stats = embed_with_cache(PROMPTS, provider, cache, show_progress=False)
+    assert (stats.cached, stats.computed) == (7, 13)
+    assert provider.seen == [p for i, p in enumerate(PROMPTS) if i % 3][::-1]
+    np.testing.assert_allclose(vecs, np.stack([fake_vector(p) for p in PROMPTS]), rtol=1e-6)
+
+
 def test_crash_midway_keeps_finished_batches_and_resume_computes_the_rest(tmp_path):
     crashing = FakeProvider(batch_size=4, fail_after_batches=3)
     cache = EmbeddingCache(tmp_path, crashing.identity(), chunk_size=4)

@@ -34,6 +34,17 @@ TEXTS = [
     "The item has following features: Beauty, Fragrance, Men's.",
 ]
 
+#: Prompts of very different token counts (one cut at max_length), in no particular order.
+MIXED = [
+    "Lip balm.",
+    TEXTS[0] + " The item has following descriptions: " + "A rich balm for dry lips. " * 12,
+    "Shampoo for dry, frizzy hair; 12 oz bottle.",
+    TEXTS[2],
+    "Cologne",
+    TEXTS[3] + " Long-lasting woody scent with notes of cedar.",
+    "Nail polish remover pads, acetone free, 32 count.",
+]
+
 
 @pytest.fixture(scope="module")
 def minilm_vectors():
@@ -56,6 +67,28 @@ def test_hf_batching_and_padding_do_not_change_vectors(minilm_vectors):
     provider, vecs = minilm_vectors
     one_by_one = np.concatenate([provider.embed([t]) for t in TEXTS])
     np.testing.assert_allclose(one_by_one, vecs, atol=1e-5)
+
+
+def test_hf_length_sorted_batches_keep_each_prompt_on_its_row(minilm_vectors):
+    provider, _ = minilm_vectors
+    assert provider.batch_size == 3
+    batched = provider.embed(MIXED)
+    one_by_one = np.concatenate([provider.embed([t]) for t in MIXED])
+    unsorted = provider._checked(provider._embed(list(MIXED)), len(MIXED))
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+    np.testing.assert_allclose(batched, unsorted, atol=1e-5)
+    assert (np.argmax(batched @ one_by_one.T, axis=1) == np.arange(len(MIXED))).all()
+
+    yielded = list(provider.embed_batches(MIXED))
+    positions = [i for batch, _ in yielded for i in batch]
+    assert sorted(positions) == list(range(len(MIXED))) and positions != sorted(positions)
+    tokens = provider._tokenizer(MIXED, truncation=True, max_length=provider.max_length)
+    lengths = [len(ids) for ids in tokens["input_ids"]]
+    assert max(lengths) == provider.max_length and len(set(lengths)) == len(MIXED)
+    assert [lengths[i] for i in positions] == sorted(lengths, reverse=True)
+    assert [len(batch) for batch, _ in yielded] == [3, 3, 1]
+    for batch, vectors in yielded:
+        np.testing.assert_allclose(vectors, one_by_one[batch], atol=1e-5)
 
 
 def test_hf_other_poolings(minilm_vectors):

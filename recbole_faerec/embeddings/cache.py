@@ -145,14 +145,14 @@ def embed_with_cache(
 ) -> tuple[np.ndarray, CacheStats]:
     """Vectors for ``prompts`` (in order), computing and caching only the missing ones.
 
-    Missing prompts are embedded longest first so batches hold similar lengths (less padding).
+    Missing prompts are embedded in the provider's batch order (``embed_batches``: similar lengths
+    together, so batches pad little); a chunk is written every ``cache.chunk_size`` vectors.
     """
     cache.load()
     unique = list(dict.fromkeys(prompts))
     keys = [cache.key(p) for p in unique]
     found, _ = cache.get(keys)
     missing = [i for i in range(len(unique)) if not found[i]]
-    missing.sort(key=lambda i: len(unique[i]), reverse=True)
     if cache.dim is not None:
         provider.dim = cache.dim
     pending_keys: list[bytes] = []
@@ -169,13 +169,12 @@ def embed_with_cache(
             total=len(missing), unit="item", desc="embedding items", disable=not show_progress
         )
         try:
-            for start in range(0, len(missing), provider.batch_size):
-                batch = missing[start : start + provider.batch_size]
-                pending_vectors.append(provider.embed([unique[i] for i in batch]))
-                pending_keys.extend(keys[i] for i in batch)
+            for positions, vectors in provider.embed_batches([unique[i] for i in missing]):
+                pending_vectors.append(vectors)
+                pending_keys.extend(keys[missing[j]] for j in positions)
                 if len(pending_keys) >= cache.chunk_size:
                     flush()
-                bar.update(len(batch))
+                bar.update(len(positions))
         finally:
             flush()
             bar.close()

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,12 +180,28 @@ class EmbeddingProvider(ABC):
     def _embed(self, texts: list[str]) -> Any:
         """Raw vectors for one batch."""
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Validated, unit-length float32 vectors for ``texts`` (one call per batch)."""
+    def _checked(self, raw: Any, rows: int) -> np.ndarray:
+        """``raw`` validated (count, finite, dimension) and scaled to unit length."""
         source = f"embedding provider {self.name!r}"
-        arr = validate_vectors(self._embed(list(texts)), len(texts), source, self.dim)
+        arr = validate_vectors(raw, rows, source, self.dim)
         self.dim = arr.shape[1]
         return l2_normalise(arr, source)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Validated, unit-length float32 vectors for ``texts`` (one call per batch)."""
+        return self._checked(self._embed(list(texts)), len(texts))
+
+    def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Embed ``texts`` batch by batch in the order the provider prefers.
+
+        Yields ``(positions, vectors)``: row ``j`` of ``vectors`` is the vector of
+        ``texts[positions[j]]``. This default sends ``batch_size`` texts per call, longest (in
+        characters) first.
+        """
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            yield batch, self.embed([texts[i] for i in batch])
 
 
 class HFProvider(EmbeddingProvider):
@@ -262,18 +279,46 @@ class HFProvider(EmbeddingProvider):
         model = model.to(self.device).eval()
         self._model = model.half() if self.half else model
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        import torch
+    def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Tokenize all ``texts`` once, then run batches of similar token counts, longest first,
+        each padded only to its own longest prompt."""
+        if self._model is None:
+            self._load()
+        enc = self._tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        lengths = [len(ids) for ids in enc["input_ids"]]
+        order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            padded = self._tokenizer.pad(
+                {name: [values[i] for i in batch] for name, values in enc.items()},
+                return_tensors="pt",
+            )
+            yield batch, self._checked(self._forward(padded), len(batch))
 
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Validated, unit-length float32 vectors for ``texts``, in their order (batched by
+        length inside)."""
+        out: np.ndarray | None = None
+        for positions, vectors in self.embed_batches(texts):
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[positions] = vectors
+        return out if out is not None else np.empty((0, self.dim or 0), dtype=np.float32)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Raw pooled vectors for ``texts`` as one batch (padded to its longest)."""
         if self._model is None:
             self._load()
         enc = self._tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        ).to(self.device)
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return self._forward(enc)
+
+    def _forward(self, enc: Any) -> np.ndarray:
+        """Pooled float32 vectors of one tokenized, padded batch."""
+        import torch
+
+        enc = enc.to(self.device)
         with torch.inference_mode():
             hidden = self._model(**enc).last_hidden_state
             mask = enc["attention_mask"].to(hidden.dtype)
@@ -324,6 +369,10 @@ class SentenceTransformersProvider(HFProvider):
             ) from None
         model.max_seq_length = self.max_length
         self._model = model.half() if self.half else model
+
+    # sentence-transformers tokenizes, sorts and pads inside ``encode``: the plain batching.
+    embed = EmbeddingProvider.embed
+    embed_batches = EmbeddingProvider.embed_batches
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._model is None:
