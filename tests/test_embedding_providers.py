@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -12,11 +13,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from recbole_faerec.embeddings import providers
 from recbole_faerec.embeddings.openai_api import OpenAIProvider
 from recbole_faerec.embeddings.providers import (
     EmbeddingError,
     HFProvider,
     SentenceTransformersProvider,
+    cpu_threads,
     make_provider,
     resolve_device,
     resolve_local_model,
@@ -89,6 +92,24 @@ def test_hf_length_sorted_batches_keep_each_prompt_on_its_row(minilm_vectors):
     assert [len(batch) for batch, _ in yielded] == [3, 3, 1]
     for batch, vectors in yielded:
         np.testing.assert_allclose(vectors, one_by_one[batch], atol=1e-5)
+
+
+def test_cpu_threads_uses_the_available_cpus_unless_omp_num_threads_is_set(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(providers, "available_cpus", lambda: before + 1)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with cpu_threads("cpu"):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+    with cpu_threads("cuda"):
+        assert torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", str(before))
+    with cpu_threads("cpu"):
+        assert torch.get_num_threads() == before
+    monkeypatch.undo()
+    assert 1 <= providers.available_cpus() <= (os.cpu_count() or 1)
 
 
 def test_hf_other_poolings(minilm_vectors):

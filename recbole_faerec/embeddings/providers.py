@@ -9,6 +9,7 @@ pays for them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -155,6 +156,43 @@ def resolve_device(device: str = "auto", half: bool = False) -> str:
             "embedding_half: False, or embedding_device: cuda on a GPU machine."
         )
     return name
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup v2 CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+@contextlib.contextmanager
+def cpu_threads(device: str) -> Iterator[None]:
+    """Torch intra-op threads = available CPUs while embedding on CPU, restored afterwards.
+
+    An explicit ``OMP_NUM_THREADS`` (set by the user, or by Ray for a trial) is left in charge.
+    """
+    import torch
+
+    if device != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        yield
+        return
+    before, wanted = torch.get_num_threads(), available_cpus()
+    if before == wanted:
+        yield
+        return
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class EmbeddingProvider(ABC):
@@ -319,7 +357,7 @@ class HFProvider(EmbeddingProvider):
         import torch
 
         enc = enc.to(self.device)
-        with torch.inference_mode():
+        with cpu_threads(self.device), torch.inference_mode():
             hidden = self._model(**enc).last_hidden_state
             mask = enc["attention_mask"].to(hidden.dtype)
             if self.pooling == "mean":
@@ -377,13 +415,14 @@ class SentenceTransformersProvider(HFProvider):
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._model is None:
             self._load()
-        return self._model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with cpu_threads(self.device):
+            return self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
 
 
 def make_provider(settings: Any) -> EmbeddingProvider:
