@@ -92,6 +92,7 @@ def test_hf_length_sorted_batches_keep_each_prompt_on_its_row(minilm_vectors):
     assert [len(batch) for batch, _ in yielded] == [3, 3, 1]
     for batch, vectors in yielded:
         np.testing.assert_allclose(vectors, one_by_one[batch], atol=1e-5)
+    assert provider.embed([]).shape == (0, 384) and list(provider.embed_batches([])) == []
 
 
 def test_cpu_threads_uses_the_available_cpus_unless_omp_num_threads_is_set(monkeypatch):

@@ -320,6 +320,8 @@ class HFProvider(EmbeddingProvider):
     def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
         """Tokenize all ``texts`` once, then run batches of similar token counts, longest first,
         each padded only to its own longest prompt."""
+        if not texts:
+            return
         if self._model is None:
             self._load()
         enc = self._tokenizer(list(texts), truncation=True, max_length=self.max_length)
