@@ -15,6 +15,7 @@ from logging import getLogger
 
 import torch
 
+from recbole_faerec.config_checks import is_int, is_number
 from recbole_faerec.io import ConfigError
 from recbole_faerec.model.precision import step_dtype
 from recbole_faerec.text_prior.prior import TextPrior, prior_width, whitened_text_vectors
@@ -29,20 +30,24 @@ def validate_text_prior_config(config) -> None:
         "text_prior_weights": (
             isinstance(config["text_prior_weights"], list | tuple)
             and len(config["text_prior_weights"]) > 0
-            and all(_number(w) and w >= 0 for w in config["text_prior_weights"]),
+            and all(is_number(w) and w >= 0 for w in config["text_prior_weights"]),
             "a non-empty list of numbers >= 0, e.g. [0, 4, 8]",
         ),
-        "text_prior_dim": (_integer(config["text_prior_dim"], 1), "an int >= 1"),
+        "text_prior_dim": (
+            is_int(config["text_prior_dim"]) and config["text_prior_dim"] >= 1,
+            "an int >= 1",
+        ),
         "text_prior_shrinkage": (
-            _number(config["text_prior_shrinkage"]) and config["text_prior_shrinkage"] > 0,
+            is_number(config["text_prior_shrinkage"]) and config["text_prior_shrinkage"] > 0,
             "a number > 0",
         ),
         "text_prior_transition_epochs": (
-            _integer(config["text_prior_transition_epochs"], 0),
+            is_int(config["text_prior_transition_epochs"])
+            and config["text_prior_transition_epochs"] >= 0,
             "an int >= 0",
         ),
         "text_prior_transition_popularity": (
-            _number(config["text_prior_transition_popularity"]),
+            is_number(config["text_prior_transition_popularity"]),
             "a number",
         ),
     }
@@ -52,14 +57,6 @@ def validate_text_prior_config(config) -> None:
                 f"{key}: {config[key]!r} is invalid; expected {valid}; fix: --{key}=... on the "
                 "command line or in a yaml file (properties/text_prior.yaml has the defaults)."
             )
-
-
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _integer(value, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def build_text_prior(config, dataset) -> TextPrior | None:
