@@ -1,5 +1,7 @@
 """The text prior's transition: its training pairs and its softmax fit."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -102,3 +104,45 @@ def test_the_fit_runs_in_the_step_precision(dtype):
     pairs = _one_pair(1, 2)
     fitted = fit_text_transition(AXES, pairs, torch.zeros(4), 2, 0.0, seed=0, dtype=dtype)
     assert fitted.dtype == torch.float32 and fitted[0, 1] > 0
+
+
+def test_a_sampled_step_scores_the_next_item_and_the_drawn_items_shifted_to_the_catalog():
+    # 3 items, 2 drawn per step: each drawn logit gains log(3 / 2); a drawn item equal to the
+    # pair's next item is left out (-inf), and the next item is column 0.
+    users = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    following = torch.tensor([2, 3])
+    adjustment = torch.tensor([float("-inf"), 0.1, 0.2, 0.3])
+    logits, target = tr.softmax_logits(
+        users, following, AXES, adjustment, 2, torch.Generator().manual_seed(3), torch.float32
+    )
+    drawn = torch.randint(1, 4, (2,), generator=torch.Generator().manual_seed(3))
+    assert target.tolist() == [0, 0] and logits.shape == (2, 3)
+    t, shift = tr.TEMPERATURE, math.log(3 / 2)
+    torch.testing.assert_close(logits[:, 0], torch.tensor([0.2, 0.3]))  # cos 0: adjustment only
+    for row in range(2):
+        for column, item in enumerate(drawn.tolist(), start=1):
+            cosine = float(users[row] @ AXES[item])
+            expected = cosine / t + float(adjustment[item]) + shift
+            if item == following[row]:
+                expected = float("-inf")
+            assert logits[row, column].item() == pytest.approx(expected)
+
+
+def test_small_catalogs_take_the_full_softmax():
+    users = torch.tensor([[1.0, 0.0, 0.0]])
+    adjustment = torch.tensor([float("-inf"), 0.0, 0.0, 0.0])
+    logits, target = tr.softmax_logits(
+        users, torch.tensor([2]), AXES, adjustment, None, torch.Generator(), torch.float32
+    )
+    assert target.tolist() == [2]
+    torch.testing.assert_close(logits[0, 1:], torch.tensor([1.0 / tr.TEMPERATURE, 0.0, 0.0]))
+
+
+def test_the_sampled_fit_learns_which_text_follows(monkeypatch):
+    # 3 items, 1 drawn per step: the sampled fit still turns item 1's vector towards item 2.
+    monkeypatch.setattr(tr, "CANDIDATES", 1)
+    seq = torch.tensor([[1], [1], [1], [1]])
+    pairs = TrainingPairs(seq, torch.ones(4, dtype=torch.long), torch.tensor([2, 2, 2, 2]))
+    fitted = fit_text_transition(AXES, pairs, torch.zeros(4), 100, 0.0, seed=0)
+    user = F.normalize(AXES[1] @ fitted, dim=0)
+    assert (user @ AXES[2]).item() > (user @ AXES[3]).item() + 0.05

@@ -3,7 +3,7 @@
 The text prior (:mod:`.prior`) scores ``cos(c_u, c_i)``: how much item ``i`` reads like the
 user's items. A text transition ``W`` moves ``c_u`` to where the *next* item's text is expected,
 ``c_u <- normalise(c_u W)``. It is fitted once, by the pipeline after training, on the (prefix,
-next item) pairs of the training split: a softmax over all items of::
+next item) pairs of the training split: a softmax of the logits::
 
     cos(normalise(c W), c_i) / TEMPERATURE + popularity * log(1 + pop_i)
 
@@ -12,11 +12,17 @@ against the item that follows, plus ``IDENTITY_PULL * ||W - I||^2``, with Adam f
 at scoring, so ``W`` learns which texts follow which beyond what an item's training popularity
 explains (the model's own scores carry popularity already).
 
-One epoch costs about ``6 x pairs x items x width`` multiply-adds (the full softmax).
+The softmax is sampled: each step contrasts its pairs' next items with :data:`CANDIDATES` items
+drawn uniformly from the catalog (one draw shared by the step), whose logits are shifted by
+``log(items / CANDIDATES)`` so that they stand for the whole catalog; a drawn item that is the
+pair's own next item is left out. Catalogs of at most ``CANDIDATES`` items take the full softmax.
+One epoch costs about ``6 x pairs x min(items, CANDIDATES) x width`` multiply-adds, whatever the
+catalog's size.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from logging import getLogger
@@ -35,6 +41,8 @@ LEARNING_RATE = 0.002
 IDENTITY_PULL = 0.001
 #: Training pairs per Adam step (on average: batches are whole training rows).
 PAIRS_PER_STEP = 1024
+#: Items each step's softmax is sampled over (the full softmax on smaller catalogs).
+CANDIDATES = 512
 
 
 def sequence_vectors(item_seq: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
@@ -99,6 +107,32 @@ class TrainingPairs:
         return max(1, round(PAIRS_PER_STEP * self.targets.numel() / max(len(self), 1)))
 
 
+def softmax_logits(
+    users: torch.Tensor,
+    following: torch.Tensor,
+    vectors: torch.Tensor,
+    adjustment: torch.Tensor,
+    candidates: int | None,
+    generator: torch.Generator,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, target column)`` of a step's pairs: over every item when ``candidates`` is
+    None, else the next item (column 0) and ``candidates`` uniformly drawn items (module
+    docstring)."""
+    if candidates is None:
+        return step_matmul(users, vectors.T, dtype) / TEMPERATURE + adjustment, following
+    items = vectors.size(0) - 1
+    drawn = torch.randint(1, items + 1, (candidates,), generator=generator)
+    drawn = drawn.to(vectors.device)
+    shift = math.log(items / candidates)
+    sampled = step_matmul(users, vectors[drawn].T, dtype) / TEMPERATURE + adjustment[drawn] + shift
+    sampled = sampled.masked_fill(drawn.unsqueeze(0) == following.unsqueeze(1), float("-inf"))
+    positive = (users * vectors[following]).sum(dim=-1, keepdim=True) / TEMPERATURE
+    positive = positive + adjustment[following].unsqueeze(1)
+    target = torch.zeros_like(following)
+    return torch.cat([positive, sampled], dim=1), target
+
+
 def fit_text_transition(
     vectors: torch.Tensor,
     pairs: TrainingPairs,
@@ -129,6 +163,7 @@ def fit_text_transition(
     adjustment = popularity_weight * torch.log1p(popularity.float())
     adjustment[0] = float("-inf")  # padding
     generator = torch.Generator().manual_seed(seed)
+    candidates = CANDIDATES if vectors.size(0) - 1 > CANDIDATES else None
     steps = tqdm(
         total=epochs * pairs.steps(),
         desc="text transition",
@@ -141,8 +176,10 @@ def fit_text_transition(
             total = 0.0
             for prefixes, following in pairs.batches(vectors, generator):
                 users = F.normalize(prefixes @ transition, dim=-1)
-                logits = step_matmul(users, vectors.T, dtype) / TEMPERATURE + adjustment
-                loss = F.cross_entropy(logits, following)
+                logits, target = softmax_logits(
+                    users, following, vectors, adjustment, candidates, generator, dtype
+                )
+                loss = F.cross_entropy(logits, target)
                 pull = IDENTITY_PULL * (transition - identity).square().sum()
                 optimizer.zero_grad()
                 (loss + pull).backward()
@@ -151,7 +188,8 @@ def fit_text_transition(
                 steps.update()
             losses.append(total / max(len(pairs), 1))
     getLogger().info(
-        f"Text prior: transition fitted on {len(pairs)} training pairs, {epochs} epochs "
+        f"Text prior: transition fitted on {len(pairs)} training pairs, {epochs} epochs, "
+        f"{'a full' if candidates is None else f'a {candidates}-item sampled'} softmax, "
         f"in {time.perf_counter() - start:.1f} s; softmax loss per epoch "
         + ", ".join(f"{x:.3f}" for x in losses)
     )
