@@ -19,6 +19,7 @@ from recbole_faerec.metrics import register_metrics
 from recbole_faerec.pipeline import build_model, fit_scoring, prepare_data, prepare_run
 from recbole_faerec.process import init_logger
 from recbole_faerec.results import format_results_table, save_results_json
+from recbole_faerec.trainer import FAERecTrainer
 
 
 def _log_file() -> Path | None:
@@ -233,3 +234,31 @@ def load_data_and_model(model_file: str | os.PathLike) -> tuple:
     net.load_state_dict(checkpoint["state_dict"])
     net.load_other_parameter(checkpoint.get("other_parameter"))
     return config, net, data, train_data, valid_data, test_data
+
+
+def rescore_saved_run(model_file: str | os.PathLike) -> dict:
+    """Fit the scoring of a saved run again (its text prior) with this code, on the run's own
+    best checkpoint and training split, write the checkpoint back and test it; the weights the
+    run trained are not touched.
+
+    Returns the dict of :func:`run_recbole_faerec` without training's entries:
+    ``best_valid_result`` (the model's own scores on validation), ``test_result``,
+    ``text_prior`` and ``model_file``.
+    """
+    config, model, _, train_data, valid_data, test_data = load_data_and_model(model_file)
+    trainer = FAERecTrainer(config, model)
+    trainer.saved_model_file = str(model_file)
+    trainer.eval_collector.data_collect(train_data)
+    prior_scores = fit_scoring(trainer, train_data, valid_data, saved=True)
+    valid_without = evaluate_without_prior(trainer, valid_data)
+    if valid_without is None:
+        valid_without = trainer.evaluate(valid_data, load_best_model=False)
+    test_result = trainer.evaluate(test_data, load_best_model=False)
+    return {
+        "best_valid_result": valid_without,
+        "test_result": test_result,
+        "text_prior": text_prior_record(
+            model, prior_scores, evaluate_without_prior(trainer, test_data)
+        ),
+        "model_file": str(model_file),
+    }

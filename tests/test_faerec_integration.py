@@ -17,7 +17,11 @@ from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.model.bare import BareBackbone
 from recbole_faerec.model.faerec import FAERec
 from recbole_faerec.model.fusion import FusedItemEmbedding
-from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
+from recbole_faerec.quick_start import (
+    load_data_and_model,
+    rescore_saved_run,
+    run_recbole_faerec,
+)
 from recbole_faerec.text_prior import fit as text_prior_fit
 from recbole_faerec.text_prior import fit_text_prior
 from recbole_faerec.trainer import FAERecTrainer
@@ -145,6 +149,31 @@ def test_reloaded_checkpoint_reproduces_the_runs_test_result(fast_config, base, 
     untrained = FAERecTrainer(config, type(model)(config, train._dataset))
     untrained.eval_collector.data_collect(train)
     assert dict(untrained.evaluate(test, load_best_model=False)) != dict(reloaded)
+
+
+def test_rescoring_a_saved_run_fits_the_same_prior_without_training(fast_config, monkeypatch):
+    result = run_recbole_faerec("SASRec", SAMPLE, config_dict=fast_config, base=True)
+    assert result["text_prior"]["weight"] == 12.0  # the prior is on: there is something to refit
+    checkpoint = torch.load(result["model_file"], weights_only=False)
+    checkpoint["state_dict"]["text_prior.weight"].zero_()  # as if fitted by other code
+    checkpoint["state_dict"]["text_prior.transition"].normal_()
+    torch.save(checkpoint, result["model_file"])
+    monkeypatch.setattr(FAERecTrainer, "_train_epoch", _fails)
+    rescored = rescore_saved_run(result["model_file"])
+    prior, expected = rescored["text_prior"], result["text_prior"]
+    assert (prior["weight"], prior["valid_scores"]) == (
+        expected["weight"],
+        expected["valid_scores"],
+    )
+    without = prior["test_result_without"]
+    assert without == pytest.approx(expected["test_result_without"], rel=0, abs=0, nan_ok=True)
+    assert dict(rescored["test_result"]) == pytest.approx(
+        dict(result["test_result"]), rel=0, abs=0, nan_ok=True
+    )
+    valid = rescored["best_valid_result"]
+    assert dict(valid) == pytest.approx(dict(result["best_valid_result"]), rel=0, nan_ok=True)
+    saved = torch.load(result["model_file"], weights_only=False)["state_dict"]
+    assert float(saved["text_prior.weight"]) == 12.0  # the checkpoint holds the refitted prior
 
 
 def test_base_trains_the_bare_backbone(fast_config):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib.image
@@ -220,6 +221,60 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
     assert len(calls) == 3  # nothing left to run
     run_report("toy", ["SASRec"], out, tsne_items=40, config_dict={"epochs": 2}, resume=True)
     assert len(calls) == 5  # another command: nothing is kept
+
+
+def test_rescoring_a_report_refits_the_prior_rows_and_trains_nothing(tmp_path, monkeypatch):
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
+        model_file = tmp_path / f"{backbone}-{'base' if base else 'faerec'}.pth"
+        model_file.touch()
+        scale = 1.0 if base else 1.1
+        prior = {"weight": 4.0, "valid_scores": {"0": 0.1, "4": 0.2}}
+        prior["test_result_without"] = _result(scale)
+        return {
+            "test_result": _result(scale * 1.2),
+            "best_valid_result": {"ndcg@10": 0.1},
+            "text_prior": prior,
+            "model_file": str(model_file),
+        }
+
+    rescored = []
+
+    def fake_rescore(model_file):
+        rescored.append(Path(model_file).name)
+        scale = 1.0 if "base" in str(model_file) else 1.1
+        prior = {"weight": 8.0, "valid_scores": {"0": 0.1, "8": 0.3}}
+        prior["test_result_without"] = _result(scale)
+        return {
+            "test_result": _result(scale * 1.5),
+            "best_valid_result": {"ndcg@10": 0.1},
+            "text_prior": prior,
+            "model_file": str(model_file),
+        }
+
+    monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
+    monkeypatch.setattr(report_runner, "rescore_saved_run", fake_rescore)
+    monkeypatch.setattr(
+        report_runner,
+        "load_data_and_model",
+        _fake_loader({"seed": 5, "topk": [10], "head_ratio": 0.2}),
+    )
+    out = tmp_path / "report"
+    run_report("toy", ["SASRec"], out, tsne_items=40)
+    walls = json.loads((out / "results.json").read_text())["wall_time_s"]
+    monkeypatch.setattr(report_runner, "run_recbole_faerec", _no_training)
+    run_report("toy", ["SASRec"], out, tsne_items=40, rescore=True)
+    assert rescored == ["SASRec-base.pth", "SASRec-faerec.pth"]
+    saved = json.loads((out / "results.json").read_text())
+    metrics = saved["metrics"]["SASRec"]
+    assert metrics["base"]["hit@10"] == pytest.approx(_result(1.0)["hit@10"])
+    assert metrics["base+prior"]["hit@10"] == pytest.approx(_result(1.5)["hit@10"])
+    assert metrics["faerec+prior"]["hit@10"] == pytest.approx(_result(1.65)["hit@10"])
+    assert saved["validation"]["SASRec"]["faerec"]["text_prior_weight"] == 8.0
+    assert saved["wall_time_s"] == walls  # the training times stay those of the training runs
+
+
+def _no_training(*_, **__):
+    raise AssertionError("a rescored report trains nothing")
 
 
 def test_spread_over_seeds_by_hand():

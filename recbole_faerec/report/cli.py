@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the runs that this same command already finished (from results.json)",
     )
     parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="keep the trained runs of this same command but fit their scoring (the text prior) "
+        "again on their saved checkpoints, then rewrite the report",
+    )
+    parser.add_argument(
         "--seeds",
         default=None,
         help="comma-separated seeds: one report per seed in OUT/seed-<S>/, and their spread in "
@@ -61,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ablations=args.ablations,
             tsne_items=args.tsne_items,
             resume=args.resume,
+            rescore=args.rescore,
         )
         if args.seeds is None:
             run_report(args.dataset, backbones, **options)

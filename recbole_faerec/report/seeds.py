@@ -195,6 +195,7 @@ def run_seed_reports(
     ablations: bool = False,
     tsne_items: int = 1000,
     resume: bool = False,
+    rescore: bool = False,
 ) -> dict[str, Any]:
     """Run the report once per seed (``out/seed-<S>/``), then write ``seeds.json`` and
     ``seeds.md`` in ``out``; returns the ``seeds.json`` dict."""
@@ -213,6 +214,7 @@ def run_seed_reports(
             ablations=ablations,
             tsne_items=tsne_items,
             resume=resume,
+            rescore=rescore,
         )
         for seed in seeds
     }
