@@ -16,8 +16,8 @@ The softmax is sampled: each step contrasts its pairs' next items with :data:`CA
 drawn uniformly from the catalog (one draw shared by the step), whose logits are shifted by
 ``log(items / CANDIDATES)`` so that they stand for the whole catalog; a drawn item that is the
 pair's own next item is left out. Catalogs of at most ``CANDIDATES`` items take the full softmax.
-One epoch costs about ``6 x pairs x min(items, CANDIDATES) x width`` multiply-adds, whatever the
-catalog's size.
+One epoch costs about ``6 x pairs x (min(items, CANDIDATES) + width) x width`` multiply-adds,
+whatever the catalog's size.
 """
 
 from __future__ import annotations
