@@ -224,32 +224,29 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
 
 
 def test_rescoring_a_report_refits_the_prior_rows_and_trains_nothing(tmp_path, monkeypatch):
+    def run_with_prior(model_file, weight: float, gain: float) -> dict:
+        scale = 1.0 if "base" in str(model_file) else 1.1
+        return {
+            "test_result": _result(scale * gain),
+            "best_valid_result": {"ndcg@10": 0.1},
+            "text_prior": {
+                "weight": weight,
+                "valid_scores": {"0": 0.1, f"{weight:g}": 0.2},
+                "test_result_without": _result(scale),
+            },
+            "model_file": str(model_file),
+        }
+
     def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
         model_file = tmp_path / f"{backbone}-{'base' if base else 'faerec'}.pth"
         model_file.touch()
-        scale = 1.0 if base else 1.1
-        prior = {"weight": 4.0, "valid_scores": {"0": 0.1, "4": 0.2}}
-        prior["test_result_without"] = _result(scale)
-        return {
-            "test_result": _result(scale * 1.2),
-            "best_valid_result": {"ndcg@10": 0.1},
-            "text_prior": prior,
-            "model_file": str(model_file),
-        }
+        return run_with_prior(model_file, 4.0, 1.2)
 
     rescored = []
 
     def fake_rescore(model_file):
         rescored.append(Path(model_file).name)
-        scale = 1.0 if "base" in str(model_file) else 1.1
-        prior = {"weight": 8.0, "valid_scores": {"0": 0.1, "8": 0.3}}
-        prior["test_result_without"] = _result(scale)
-        return {
-            "test_result": _result(scale * 1.5),
-            "best_valid_result": {"ndcg@10": 0.1},
-            "text_prior": prior,
-            "model_file": str(model_file),
-        }
+        return run_with_prior(model_file, 8.0, 1.5)
 
     monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
     monkeypatch.setattr(report_runner, "rescore_saved_run", fake_rescore)
