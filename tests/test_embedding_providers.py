@@ -25,6 +25,7 @@ from recbole_faerec.embeddings.providers import (
     resolve_local_model,
     validate_vectors,
 )
+from recbole_faerec.model import precision as precision
 
 TEXTS = [
     "The beauty item has the following attributes: name is Rose Lip Balm; brand is Acme. "
@@ -137,8 +138,11 @@ def test_embedding_device_auto_follows_cuda_and_bad_choices_name_the_key(monkeyp
     assert resolve_device("auto") == "cpu" and resolve_device("CPU") == "cpu"
     with pytest.raises(EmbeddingError, match=r"embedding_device: 'cuda' but no CUDA GPU.*fix: "):
         resolve_device("cuda")
+    monkeypatch.setattr(precision, "native_bfloat16", lambda device: False)
     with pytest.raises(EmbeddingError, match=r"embedding_half: True needs a CUDA device.*; fix: "):
         resolve_device("auto", half=True)
+    monkeypatch.setattr(precision, "native_bfloat16", lambda device: True)
+    assert resolve_device("cpu", half=True) == "cpu"
     with pytest.raises(ValueError, match=r"embedding_device: 'tpu' is not a device; fix: "):
         resolve_device("tpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -152,6 +156,18 @@ def test_half_precision_vectors_are_cached_apart(monkeypatch):
     full, half = HFProvider(device="cuda"), HFProvider(device="cuda", half=True)
     assert full.identity() == HFProvider(device="cpu").identity()
     assert half.identity() == {**full.identity(), "dtype": "float16"}
+
+
+@pytest.mark.skipif(not precision.native_bfloat16("cpu"), reason="this CPU has no native bfloat16")
+@pytest.mark.parametrize("kind", [HFProvider, SentenceTransformersProvider])
+def test_half_precision_on_a_cpu_is_bfloat16_close_to_float32_and_cached_apart(kind):
+    full, half = kind(device="cpu"), kind(device="cpu", half=True)
+    assert half.identity() == {**full.identity(), "dtype": "bfloat16"}
+    full_vectors, half_vectors = full.embed(TEXTS), half.embed(TEXTS)
+    assert half_vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(half_vectors, axis=1), 1.0, rtol=1e-5)
+    cosines = (full_vectors * half_vectors).sum(axis=1)
+    assert cosines.min() > 0.999 and not np.array_equal(full_vectors, half_vectors)
 
 
 def test_an_explicit_cpu_device_gives_the_default_vectors(minilm_vectors):

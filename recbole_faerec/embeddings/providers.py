@@ -134,7 +134,8 @@ DEVICES = ("auto", "cpu", "cuda")
 def resolve_device(device: str = "auto", half: bool = False) -> str:
     """The torch device of ``embedding_device``: ``auto`` is CUDA when a GPU is visible, else CPU.
 
-    ``cuda`` (or ``cuda:N``) without a visible GPU, and ``embedding_half`` off CUDA, are errors.
+    ``cuda`` (or ``cuda:N``) without a visible GPU, and ``embedding_half`` on a CPU without native
+    bfloat16, are errors.
     """
     import torch
 
@@ -150,12 +151,20 @@ def resolve_device(device: str = "auto", half: bool = False) -> str:
             f"embedding_device: {device!r} but no CUDA GPU is visible; fix: "
             "embedding_device: auto (or cpu)."
         )
-    if half and not name.startswith("cuda"):
+    from recbole_faerec.model.precision import native_bfloat16
+
+    if half and not name.startswith("cuda") and not native_bfloat16("cpu"):
         raise EmbeddingError(
-            "embedding_half: True needs a CUDA device (float16 on CPU is slow and inexact); fix: "
-            "embedding_half: False, or embedding_device: cuda on a GPU machine."
+            "embedding_half: True needs a CUDA device or a CPU with native bfloat16 (avx512_bf16 "
+            "or AMX); fix: embedding_half: False, or embedding_device: cuda on a GPU machine."
         )
     return name
+
+
+def half_dtype(device: str) -> str:
+    """The encoder's dtype under ``embedding_half``: float16 on CUDA, bfloat16 (autocast) on a
+    CPU."""
+    return "float16" if device.startswith("cuda") else "bfloat16"
 
 
 def available_cpus() -> int:
@@ -283,7 +292,7 @@ class HFProvider(EmbeddingProvider):
             "max_length": self.max_length,
         }
         if self.half:
-            identity["dtype"] = "float16"
+            identity["dtype"] = half_dtype(self.device)
         return identity
 
     def _readable_model(self) -> str:
@@ -315,7 +324,7 @@ class HFProvider(EmbeddingProvider):
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         self._tokenizer = tokenizer
         model = model.to(self.device).eval()
-        self._model = model.half() if self.half else model
+        self._model = model.half() if self.half and self.device != "cpu" else model
 
     def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
         """Tokenize all ``texts`` once, then run batches of similar token counts, longest first,
@@ -354,12 +363,18 @@ class HFProvider(EmbeddingProvider):
         )
         return self._forward(enc)
 
+    def _cpu_autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast for ``embedding_half`` on a CPU (float16 weights on CUDA instead)."""
+        import torch
+
+        return torch.autocast("cpu", torch.bfloat16, enabled=self.half and self.device == "cpu")
+
     def _forward(self, enc: Any) -> np.ndarray:
         """Pooled float32 vectors of one tokenized, padded batch."""
         import torch
 
         enc = enc.to(self.device)
-        with cpu_threads(self.device), torch.inference_mode():
+        with cpu_threads(self.device), torch.inference_mode(), self._cpu_autocast():
             hidden = self._model(**enc).last_hidden_state
             mask = enc["attention_mask"].to(hidden.dtype)
             if self.pooling == "mean":
@@ -408,7 +423,7 @@ class SentenceTransformersProvider(HFProvider):
                 f"({exc}); fix: point embedding_model at a local model folder"
             ) from None
         model.max_seq_length = self.max_length
-        self._model = model.half() if self.half else model
+        self._model = model.half() if self.half and self.device != "cpu" else model
 
     # sentence-transformers tokenizes, sorts and pads inside ``encode``: the plain batching.
     embed = EmbeddingProvider.embed
@@ -417,7 +432,7 @@ class SentenceTransformersProvider(HFProvider):
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._model is None:
             self._load()
-        with cpu_threads(self.device):
+        with cpu_threads(self.device), self._cpu_autocast():
             return self._model.encode(
                 texts,
                 batch_size=self.batch_size,
