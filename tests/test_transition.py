@@ -34,14 +34,40 @@ def test_one_row_per_user_holds_the_pairs_of_its_prefix_rows():
         torch.testing.assert_close(got, want)
 
 
+def test_prefix_sums_restart_at_every_segment():
+    rows = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0], [9.0, 10.0]])
+    sums = tr.prefix_sums(rows, torch.tensor([2, 1, 2]))
+    expected = [[1.0, 2.0], [4.0, 6.0], [5.0, 6.0], [7.0, 8.0], [16.0, 18.0]]
+    assert sums.tolist() == expected
+
+
 def test_an_epoch_visits_every_pair_once_in_batches_of_whole_rows(monkeypatch):
-    monkeypatch.setattr(tr, "PAIRS_PER_STEP", 4)
+    monkeypatch.setattr(tr, "MIN_PAIRS_PER_STEP", 4)
     seq = torch.tensor([[1, 2, 0], [2, 3, 1], [3, 0, 0], [1, 3, 0]])
     pairs = TrainingPairs(seq, torch.tensor([2, 3, 1, 2]), torch.tensor([3, 2, 2, 1]), True)
     batches = list(pairs.batches(AXES, torch.Generator().manual_seed(0)))
     assert len(batches) == pairs.steps() == 2  # 8 pairs in 4 rows: 2 rows per step
     seen = sorted(x for _, following in batches for x in following.tolist())
     assert seen == sorted(pairs.pairs(AXES)[1].tolist())
+
+
+@pytest.mark.parametrize(
+    ("pairs", "per_step", "learning_rate"),
+    [
+        (200_000, 4096, 0.004),
+        (32 * 2048 + 31, 2048, 0.004 * 0.5**0.5),
+        (40, 1024, 0.002),
+    ],
+)
+def test_smaller_training_splits_take_smaller_steps_at_a_smaller_rate(
+    pairs, per_step, learning_rate
+):
+    rows = TrainingPairs(
+        torch.ones(pairs, 1, dtype=torch.long), torch.ones(pairs), torch.ones(pairs)
+    )
+    assert rows.pairs_per_step() == per_step
+    assert rows.learning_rate() == pytest.approx(learning_rate)
+    assert rows.steps() == -(-pairs // per_step)
 
 
 def _one_pair(first: int, then: int) -> TrainingPairs:
@@ -52,8 +78,9 @@ def test_the_first_adam_step_moves_the_user_towards_the_next_item():
     # c = e1, W = I: q = e1 scores item 1 at 1/T and item 2 at 0. The softmax loss of "item 2
     # follows" has dL/dq = (p1 e1 + (p2 - 1) e2) / T; normalising q removes the e1 part, so only
     # W[0, 1] gets a gradient, negative; Adam's first step is lr x the sign: W[0, 1] = +lr.
-    fitted = fit_text_transition(AXES[:3, :2], _one_pair(1, 2), torch.zeros(3), 1, 0.0, seed=0)
-    expected = torch.tensor([[1.0, tr.LEARNING_RATE], [0.0, 1.0]])
+    pair = _one_pair(1, 2)
+    fitted = fit_text_transition(AXES[:3, :2], pair, torch.zeros(3), 1, 0.0, seed=0)
+    expected = torch.tensor([[1.0, pair.learning_rate()], [0.0, 1.0]])
     torch.testing.assert_close(fitted, expected)
 
 

@@ -35,12 +35,16 @@ from recbole_faerec.model.precision import step_matmul
 
 #: Softmax temperature of the cosines.
 TEMPERATURE = 0.1
-#: Adam's learning rate.
-LEARNING_RATE = 0.002
+#: Adam's learning rate at :data:`MAX_PAIRS_PER_STEP` pairs per step; smaller steps take it times
+#: ``sqrt(pairs per step / MAX_PAIRS_PER_STEP)``.
+LEARNING_RATE = 0.004
 #: Weight of ``||W - I||^2``, which keeps ``W`` near the plain prior.
 IDENTITY_PULL = 0.001
-#: Training pairs per Adam step (on average: batches are whole training rows).
-PAIRS_PER_STEP = 1024
+#: Training pairs per Adam step (on average: batches are whole training rows): the most, and the
+#: fewest that smaller training splits go down to so that an epoch keeps :data:`MIN_STEPS` steps.
+MAX_PAIRS_PER_STEP = 4096
+MIN_PAIRS_PER_STEP = 1024
+MIN_STEPS = 32
 #: Items each step's softmax is sampled over (the full softmax on smaller catalogs).
 CANDIDATES = 512
 
@@ -48,6 +52,17 @@ CANDIDATES = 512
 def sequence_vectors(item_seq: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     """The normalised sum of the ``vectors`` of each sequence's items (padding row 0 is zero)."""
     return F.normalize(F.embedding_bag(item_seq, vectors, mode="sum"), dim=-1)
+
+
+def prefix_sums(rows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Running sums of ``rows`` within consecutive segments of ``lengths`` rows.
+
+    One cumulative sum over all rows, minus the sum reached before each segment: the work grows
+    with the rows, not with the segments' padded length.
+    """
+    running = rows.cumsum(dim=0)
+    before = torch.cat([running.new_zeros(1, rows.size(1)), running])[lengths.cumsum(0) - lengths]
+    return running - before.repeat_interleave(lengths, dim=0)
 
 
 class TrainingPairs:
@@ -85,16 +100,15 @@ class TrainingPairs:
             seq, lengths, targets = seq[rows], lengths[rows], targets[rows]
         if not self.every_position:
             return sequence_vectors(seq, vectors), targets
-        prefixes = F.normalize(vectors[seq].cumsum(dim=1), dim=-1)
         following = torch.cat([seq[:, 1:], seq.new_zeros(seq.size(0), 1)], dim=1)
         following.scatter_(1, (lengths - 1).unsqueeze(1), targets.unsqueeze(1))
         valid = torch.arange(seq.size(1), device=seq.device).unsqueeze(0) < lengths.unsqueeze(1)
-        return prefixes[valid], following[valid]
+        return F.normalize(prefix_sums(vectors[seq[valid]], lengths), dim=-1), following[valid]
 
     def batches(
         self, vectors: torch.Tensor, generator: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of shuffled batches of whole rows, about :data:`PAIRS_PER_STEP` pairs each."""
+        """One epoch of shuffled batches of whole rows, about :meth:`pairs_per_step` pairs each."""
         order = torch.randperm(self.targets.numel(), generator=generator)
         for batch in order.split(self._rows_per_batch()):
             yield self.pairs(vectors, batch)
@@ -103,8 +117,17 @@ class TrainingPairs:
         """Adam steps per epoch."""
         return -(-self.targets.numel() // self._rows_per_batch())
 
+    def pairs_per_step(self) -> int:
+        """Pairs per step: an epoch of :data:`MIN_STEPS` steps, within
+        ``[MIN_PAIRS_PER_STEP, MAX_PAIRS_PER_STEP]``."""
+        return max(MIN_PAIRS_PER_STEP, min(MAX_PAIRS_PER_STEP, len(self) // MIN_STEPS))
+
+    def learning_rate(self) -> float:
+        """Adam's learning rate for steps of :meth:`pairs_per_step` pairs."""
+        return LEARNING_RATE * math.sqrt(self.pairs_per_step() / MAX_PAIRS_PER_STEP)
+
     def _rows_per_batch(self) -> int:
-        return max(1, round(PAIRS_PER_STEP * self.targets.numel() / max(len(self), 1)))
+        return max(1, round(self.pairs_per_step() * self.targets.numel() / max(len(self), 1)))
 
 
 def softmax_logits(
@@ -126,7 +149,7 @@ def softmax_logits(
     drawn = drawn.to(vectors.device)
     shift = math.log(items / candidates)
     sampled = step_matmul(users, vectors[drawn].T, dtype) / TEMPERATURE + adjustment[drawn] + shift
-    sampled = sampled.masked_fill(drawn.unsqueeze(0) == following.unsqueeze(1), float("-inf"))
+    sampled.masked_fill_(drawn.unsqueeze(0) == following.unsqueeze(1), float("-inf"))
     positive = (users * vectors[following]).sum(dim=-1, keepdim=True) / TEMPERATURE
     positive = positive + adjustment[following].unsqueeze(1)
     target = torch.zeros_like(following)
@@ -152,14 +175,15 @@ def fit_text_transition(
         epochs: passes over the pairs; 0 returns the identity.
         popularity_weight: the logit adjustment's weight on ``log(1 + popularity)``.
         seed: seeds the order of the pairs (the fit does not touch the global generator).
-        dtype: dtype of the cosine product (float32 or bfloat16).
+        dtype: dtype of the step's products, the transition's and the cosines' (float32 or
+            bfloat16); ``W`` and its gradient stay float32.
         show_progress: a progress bar over the steps.
     """
     start = time.perf_counter()
     width = vectors.size(1)
     identity = torch.eye(width, device=vectors.device)
     transition = identity.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([transition], lr=LEARNING_RATE)
+    optimizer = torch.optim.Adam([transition], lr=pairs.learning_rate())
     adjustment = popularity_weight * torch.log1p(popularity.float())
     adjustment[0] = float("-inf")  # padding
     generator = torch.Generator().manual_seed(seed)
@@ -175,7 +199,7 @@ def fit_text_transition(
         for _ in range(epochs):
             total = 0.0
             for prefixes, following in pairs.batches(vectors, generator):
-                users = F.normalize(prefixes @ transition, dim=-1)
+                users = F.normalize(step_matmul(prefixes, transition, dtype), dim=-1)
                 logits, target = softmax_logits(
                     users, following, vectors, adjustment, candidates, generator, dtype
                 )
