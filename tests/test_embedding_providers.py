@@ -25,7 +25,7 @@ from recbole_faerec.embeddings.providers import (
     resolve_local_model,
     validate_vectors,
 )
-from recbole_faerec.model import precision as precision
+from recbole_faerec.model import precision
 
 TEXTS = [
     "The beauty item has the following attributes: name is Rose Lip Balm; brand is Acme. "

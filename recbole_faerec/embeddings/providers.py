@@ -324,7 +324,7 @@ class HFProvider(EmbeddingProvider):
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         self._tokenizer = tokenizer
         model = model.to(self.device).eval()
-        self._model = model.half() if self.half and self.device != "cpu" else model
+        self._model = self._half_weights(model)
 
     def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
         """Tokenize all ``texts`` once, then run batches of similar token counts, longest first,
@@ -363,11 +363,16 @@ class HFProvider(EmbeddingProvider):
         )
         return self._forward(enc)
 
+    def _half_weights(self, model: Any) -> Any:
+        """``model`` in float16 for ``embedding_half`` on CUDA (a CPU autocasts instead)."""
+        return model.half() if self.half and half_dtype(self.device) == "float16" else model
+
     def _cpu_autocast(self) -> contextlib.AbstractContextManager:
         """bfloat16 autocast for ``embedding_half`` on a CPU (float16 weights on CUDA instead)."""
         import torch
 
-        return torch.autocast("cpu", torch.bfloat16, enabled=self.half and self.device == "cpu")
+        enabled = self.half and half_dtype(self.device) == "bfloat16"
+        return torch.autocast("cpu", torch.bfloat16, enabled=enabled)
 
     def _forward(self, enc: Any) -> np.ndarray:
         """Pooled float32 vectors of one tokenized, padded batch."""
@@ -423,7 +428,7 @@ class SentenceTransformersProvider(HFProvider):
                 f"({exc}); fix: point embedding_model at a local model folder"
             ) from None
         model.max_seq_length = self.max_length
-        self._model = model.half() if self.half and self.device != "cpu" else model
+        self._model = self._half_weights(model)
 
     # sentence-transformers tokenizes, sorts and pads inside ``encode``: the plain batching.
     embed = EmbeddingProvider.embed
