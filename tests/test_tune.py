@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from recbole_faerec.config import build_config
+from recbole_faerec.report.plots import plot_sensitivity, sensitivity_grid
 from recbole_faerec.tune import (
     PACKAGE_ROOT,
     SearchSpaceError,
@@ -25,6 +27,7 @@ from recbole_faerec.tune import (
     run_sweep,
     trials_markdown,
 )
+from recbole_faerec.tune.summary import at_best_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE_DIR = PACKAGE_ROOT / "properties" / "tune"
@@ -163,6 +166,7 @@ def test_local_sweep_writes_table_best_config_and_plot(run_dir, sweep_overrides,
     assert len(table) == 2 and set(table["status"]) == {"completed"}
     assert sorted(table["alpha"]) == [0.1, 0.3] and (table["epochs"] == 1).all()
     assert table["best_ndcg@10"].notna().all()
+    assert table["at_best_tailhit@10"].between(0, 1).all()
     assert "| trial" in (exp / "trials.md").read_text()
     assert (exp / "sensitivity.png").read_bytes()[:8] == PNG_MAGIC
     assert outcome["test_result"] and "ndcg@10" in outcome["test_result"]
@@ -207,6 +211,35 @@ def test_failed_trial_is_marked_and_sweep_resumes(run_dir, sweep_overrides, ray_
     resumed = run_sweep(space, "SASRec", "amazon-beauty-sample", resume=True, **kwargs)
     assert resumed["experiment_dir"] == outcome["experiment_dir"]
     assert list(resumed["table"]["status"]) == ["completed", "failed"]
+
+
+def test_tail_hit_is_read_at_the_first_best_evaluation():
+    frame = pd.DataFrame({"ndcg@10": [0.1, 0.3, 0.3, 0.2], "tailhit@10": [0.01, 0.05, 0.07, 0.02]})
+    result = types.SimpleNamespace(metrics_dataframe=frame)
+    spec = types.SimpleNamespace(metric="ndcg@10", mode="max")
+    assert at_best_evaluation(result, spec, "tailhit@10") == 0.05  # the epoch RecBole keeps
+    spec.mode = "min"
+    assert at_best_evaluation(result, spec, "tailhit@10") == 0.01
+    assert np.isnan(at_best_evaluation(result, spec, "headhit@10"))
+    assert np.isnan(at_best_evaluation(types.SimpleNamespace(metrics_dataframe=None), spec, "x"))
+
+
+def test_sensitivity_grid_averages_repeated_trials_per_cell(tmp_path):
+    table = pd.DataFrame(
+        {
+            "lambda": [0.001, 0.001, 0.01, 0.001, 0.01],
+            "alpha": [0.1, 0.1, 0.1, 0.5, 0.5],
+            "best_ndcg@10": [0.2, 0.4, 0.5, 0.6, 0.7],
+            "at_best_tailhit@10": [np.nan] * 5,
+            "status": ["completed"] * 4 + ["failed"],
+        }
+    )
+    grid = sensitivity_grid(table, "lambda", "alpha", "best_ndcg@10")
+    assert list(grid.index) == [0.1, 0.5] and list(grid.columns) == [0.001, 0.01]
+    np.testing.assert_allclose(grid.to_numpy(), [[0.3, 0.5], [0.6, 0.7]])
+    metrics = ["best_ndcg@10", "at_best_tailhit@10"]  # the tail column, all nan, is left out
+    path = plot_sensitivity(table, ["alpha", "lambda"], metrics, tmp_path / "grid.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
 
 
 def test_trials_markdown_keeps_digit_only_trial_ids_as_text():

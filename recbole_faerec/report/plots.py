@@ -132,18 +132,59 @@ def _numeric(values: pd.Series) -> bool:
 
 
 def plot_sensitivity(
-    table: pd.DataFrame, keys: Sequence[str], metric: str, path: Path, title: str = ""
+    table: pd.DataFrame,
+    keys: Sequence[str],
+    metrics: Sequence[str],
+    path: Path,
+    title: str = "",
 ) -> Path:
-    """Validation metric over the searched parameters, like the paper's Figure 3.
+    """Validation ``metrics`` over the searched parameters, like the paper's Figure 3.
 
-    x is ``lambda`` (else the first searched key), one line per value of ``alpha`` (else the
-    second key); a log x axis when positive values span 20x or more; trials averaged per point.
+    Two searched keys give one heat map per metric (``lambda`` across, else the first key;
+    ``alpha`` down, else the second); otherwise one line plot of the first metric, ``lambda``
+    (else the first key) on x. Trials are averaged per point; a metric no trial reported is left
+    out.
     """
-    plt = _pyplot()
-    done = table[table["status"] != "failed"].dropna(subset=[metric])
+    done = table[table["status"] != "failed"]
+    shown = [m for m in metrics if m in done and done[m].notna().any()] or list(metrics[:1])
     keys = list(keys)
     preferred = [k for k in ("lambda", "alpha") if k in keys]
     ordered = preferred + [k for k in keys if k not in preferred]
+    if len(ordered) == 2 and not done.empty:
+        return _sensitivity_heatmaps(done, ordered[0], ordered[1], shown, path, title)
+    return _sensitivity_lines(done.dropna(subset=shown[:1]), ordered, shown[0], path, title)
+
+
+def sensitivity_grid(done: pd.DataFrame, x_key: str, y_key: str, metric: str) -> pd.DataFrame:
+    """Mean ``metric`` per (``y_key``, ``x_key``) cell: ``y_key`` values down, ``x_key`` across."""
+    return done.pivot_table(index=y_key, columns=x_key, values=metric, aggfunc="mean")
+
+
+def _sensitivity_heatmaps(
+    done: pd.DataFrame, x_key: str, y_key: str, metrics: Sequence[str], path: Path, title: str
+) -> Path:
+    plt, fig, axes = _figure_grid(len(metrics), 4.8, 4.2)
+    for ax, metric in zip(axes, metrics, strict=True):
+        grid = sensitivity_grid(done, x_key, y_key, metric)
+        image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+        ax.set_xticks(range(grid.shape[1]), [str(v) for v in grid.columns])
+        ax.set_yticks(range(grid.shape[0]), [str(v) for v in grid.index])
+        for (row, col), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+            if np.isfinite(value):
+                ax.text(col, row, f"{value:.4f}", ha="center", va="center", fontsize=7, c="w")
+        ax.set_xlabel(x_key)
+        ax.set_ylabel(y_key)
+        ax.set_title(f"{metric} (validation)")
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return _save(plt, fig, path)
+
+
+def _sensitivity_lines(
+    done: pd.DataFrame, ordered: Sequence[str], metric: str, path: Path, title: str
+) -> Path:
+    plt = _pyplot()
     x_key = ordered[0] if ordered else None
     hue_key = ordered[1] if len(ordered) > 1 else None
     fig, ax = plt.subplots(figsize=(6.4, 4.2))

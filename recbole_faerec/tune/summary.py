@@ -20,6 +20,10 @@ from recbole_faerec.trainer import FAERecTrainer
 from recbole_faerec.tune.space import Dimension
 from recbole_faerec.tune.spec import SweepSpec, plain
 
+#: Validation figure recorded per trial at its best evaluation next to the sweep's metric (the
+#: paper's Figure 3 pairs NDCG@10 with the tail's H@10).
+TAIL_METRIC = "tailhit@10"
+
 
 def _error_line(error: BaseException | None) -> str:
     if error is None:
@@ -36,8 +40,22 @@ def _trial_params(result) -> dict[str, Any]:
     return json.loads(params.read_text()) if params.is_file() else {}
 
 
+def at_best_evaluation(result, spec: SweepSpec, key: str) -> float:
+    """``key`` of a trial's validation result at its best evaluation (the first that reached its
+    best ``spec.metric``, the epoch RecBole keeps); nan when the trial did not report it."""
+    frame = result.metrics_dataframe
+    if frame is None or key not in frame or spec.metric not in frame:
+        return np.nan
+    scores = pd.to_numeric(frame[spec.metric], errors="coerce")
+    if not scores.notna().any():
+        return np.nan
+    best = scores.idxmax() if spec.mode == "max" else scores.idxmin()
+    return float(frame.loc[best, key])
+
+
 def trials_table(results, spec: SweepSpec, space: Mapping[str, Dimension]) -> pd.DataFrame:
-    """One row per trial: parameters, best validation metric, epochs run, status, error.
+    """One row per trial: parameters, best validation metric and :data:`TAIL_METRIC` at that
+    evaluation, epochs run, status, error.
 
     Status is ``completed`` (trained to the end or to RecBole's early stop), ``stopped``
     (stopped early by the scheduler) or ``failed`` (raised; the error column says why).
@@ -56,6 +74,9 @@ def trials_table(results, spec: SweepSpec, space: Mapping[str, Dimension]) -> pd
                 "trial": metrics.get("trial_id") or Path(result.path).name,
                 **{key: plain(_trial_params(result).get(key)) for key in searched},
                 best: metrics.get(best, np.nan) if status != "failed" else np.nan,
+                f"at_best_{TAIL_METRIC}": at_best_evaluation(result, spec, TAIL_METRIC)
+                if status != "failed"
+                else np.nan,
                 "epochs": int(metrics.get("epoch", 0) or 0),
                 "status": status,
                 "error": _error_line(result.error),
@@ -128,7 +149,9 @@ def summarize(
     table.to_csv(outputs["trials_csv"], index=False)
     outputs["trials_md"].write_text(trials_markdown(table) + "\n", encoding="utf-8")
     title = f"{'bare ' if spec.base else 'FAERec + '}{spec.model} on {spec.dataset}"
-    plot_sensitivity(table, searched, metric, outputs["plot"], title=title)
+    plot_sensitivity(
+        table, searched, [metric, f"at_best_{TAIL_METRIC}"], outputs["plot"], title=title
+    )
     best = _best_result(results, spec)
     if best is None:
         return outputs
