@@ -221,3 +221,22 @@ def test_results_tables_follow_the_variants_a_report_lists(tmp_path):
     assert labels == ["SASRec", "SASRec + text prior", "FAERec", "FAERec + text prior"]
     assert _rows(body)[3][2:] == ["0.1000", "0.0500", "0.0400", "0.3000", "-"]
     assert "SASRec + text prior 2.00x; FAERec 3.00x; FAERec + text prior 4.00x" in body
+
+
+def test_results_ratios_name_their_backbone_when_a_report_has_several(tmp_path):
+    variants = ["base", "faerec"]
+    report = {
+        "k": 10,
+        "backbones": ["SASRec", "LRURec"],
+        "variants": variants,
+        "metrics": {
+            backbone: {v: {"tailhit@10": scale * (i + 1)} for i, v in enumerate(variants)}
+            for backbone, scale in (("SASRec", 0.02), ("LRURec", 0.01))
+        },
+    }
+    report["metrics"]["LRURec"]["faerec"]["tailhit@10"] = 0.05
+    (tmp_path / "reports" / "two").mkdir(parents=True)
+    (tmp_path / "reports" / "two" / "results.json").write_text(json.dumps(report))
+    text = "<!-- generated: results reports/two -->\n<!-- end generated -->\n"
+    body = blocks(render_document(text, tmp_path))[0][2]
+    assert "bare backbone: SASRec: FAERec 2.00x; LRURec: FAERec 5.00x." in body

@@ -73,11 +73,12 @@ def render_results(root: Path, folder: str) -> str:
         if BASE in results:
             key = f"{RATIO_METRIC}@{k}"
             base = metric_value(results[BASE], key)
-            ratios += [
+            gains = [
                 f"{variant_label(backbone, v)} {_ratio(metric_value(results[v], key), base)}"
                 for v in variants
                 if v != BASE
             ]
+            ratios.append(f"{backbone}: {', '.join(gains)}" if len(backbones) > 1 else gains)
     lines = [
         f"`{folder}/results.json`: `{report.get('dataset', '?')}`, test split, K = {k}, "
         f"seed {report.get('seed', '?')}; {_protocol(report.get('protocol', {}))}.",
@@ -86,7 +87,8 @@ def render_results(root: Path, folder: str) -> str:
     ]
     if ratios:
         title = dict(zip(keys, titles, strict=True))[f"{RATIO_METRIC}@{k}"]
-        lines += ["", f"{title} over the bare backbone: {'; '.join(ratios)}."]
+        parts = ratios if len(backbones) > 1 else ratios[0]
+        lines += ["", f"{title} over the bare backbone: {'; '.join(parts)}."]
     if report.get("command"):
         lines += ["", f"Command: `{report['command']}`"]
     return "\n".join(lines)
