@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -240,3 +241,26 @@ def test_results_ratios_name_their_backbone_when_a_report_has_several(tmp_path):
     text = "<!-- generated: results reports/two -->\n<!-- end generated -->\n"
     body = blocks(render_document(text, tmp_path))[0][2]
     assert "bare backbone: SASRec: FAERec 2.00x; LRURec: FAERec 5.00x." in body
+
+
+def test_sweep_grids_put_alpha_down_lambda_across_and_bold_the_best(tmp_path):
+    folder = tmp_path / "reports" / "grid"
+    folder.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "trial": ["a", "b", "c", "d", "e"],
+            "alpha": [0.1, 0.1, 0.5, 0.5, 0.5],
+            "lambda": [0.01, 0.1, 0.01, 0.1, 0.1],
+            "best_ndcg@10": [0.02, 0.05, 0.03, 0.04, 0.9],
+            "at_best_tailhit@10": [0.1, 0.2, 0.3, None, None],
+            "epochs": [9] * 5,
+            "status": ["completed"] * 4 + ["failed"],
+            "error": [""] * 4 + ["ValueError"],
+        }
+    ).to_csv(folder / "trials.csv", index=False)
+    text = "<!-- generated: sweep reports/grid -->\n<!-- end generated -->\n"
+    body = blocks(render_document(text, tmp_path))[0][2]
+    assert "5 trials (1 failed)" in body
+    assert "| alpha \\ lambda | 0.01 | 0.1 |" in body
+    assert "| 0.1 | 0.0200 | **0.0500** |" in body  # the failed trial's 0.9 is not counted
+    assert "| 0.5 | **0.3000** | - |" in body

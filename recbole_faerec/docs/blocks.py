@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from recbole_faerec.docs.figures import render_results, render_scaling, render_seeds
+from recbole_faerec.docs.figures import render_results, render_scaling, render_seeds, render_sweep
 from recbole_faerec.docs.reference import DocsError, render_reference
 
 BLOCK = re.compile(
@@ -118,6 +118,7 @@ RENDERERS: dict[str, Callable[[Path, str | None], str]] = {
     "results": lambda root, arg: render_results(root, _required(arg, "results")),
     "seeds": lambda root, arg: render_seeds(root, _required(arg, "seeds")),
     "scaling": lambda root, arg: render_scaling(root, _required(arg, "scaling")),
+    "sweep": lambda root, arg: render_sweep(root, _required(arg, "sweep")),
     "configuration": lambda root, arg: render_reference(root),
     "layering": render_layering,
     "backbones": render_backbones,

@@ -3,7 +3,8 @@
 * :func:`render_results`: one report's ``results.json`` (``reports/<dataset>-<backbones>/``), one
   row per backbone and variant the report lists, in its order;
 * :func:`render_seeds`: a report over seeds (``seeds.json``), mean and spread per variant;
-* :func:`render_scaling`: the lines ``benchmarks/scaling.py`` printed (``key=value`` fields).
+* :func:`render_scaling`: the lines ``benchmarks/scaling.py`` printed (``key=value`` fields);
+* :func:`render_sweep`: a two-key sweep's ``trials.csv`` as grids of its validation figures.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from recbole_faerec.docs.reference import DocsError
+from recbole_faerec.report.plots import sensitivity_grid
 from recbole_faerec.report.seeds import SEED_METRICS
 from recbole_faerec.report.tables import (
     BASE,
@@ -196,4 +200,50 @@ def render_scaling(root: Path, file: str) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in table]
     lines += ["", f"`{file}`" + "".join(f"; `{key}={value}`" for key, value in summary.items())]
+    return "\n".join(lines)
+
+
+#: Columns of a sweep's ``trials.csv`` that are not searched parameters.
+TRIAL_COLUMNS = ("trial", "epochs", "status", "error")
+#: Titles of the validation figures of ``trials.csv``.
+SWEEP_TITLES = {"best_ndcg@10": "NDCG@10", "at_best_tailhit@10": "tail H@10 (at the best NDCG@10)"}
+
+
+def render_sweep(root: Path, folder: str) -> str:
+    """Grids of a two-key sweep's validation figures (``folder/trials.csv``): the second key
+    (``alpha``) down, the first (``lambda``) across, the best cell of each grid in bold."""
+    path = root / folder / "trials.csv"
+    if not path.is_file():
+        raise DocsError(f"{path}: no such file; fix: copy the sweep's trials.csv there.")
+    table = pd.read_csv(path)
+    figures = [c for c in table if c.startswith(("best_", "at_best_"))]
+    keys = [c for c in table if c not in TRIAL_COLUMNS and c not in figures]
+    keys = [k for k in ("lambda", "alpha") if k in keys] + [
+        k for k in keys if k not in ("lambda", "alpha")
+    ]
+    if len(keys) != 2:
+        raise DocsError(f"{path}: a grid needs two searched keys, found {keys}; fix the marker.")
+    done = table[table["status"] != "failed"]
+    failed = len(table) - len(done)
+    lines = [
+        f"`{folder}/trials.csv`: {len(table)} trials ({failed} failed), validation split; "
+        f"rows: {keys[1]}, columns: {keys[0]}."
+    ]
+    for figure in figures:
+        grid = sensitivity_grid(done, keys[0], keys[1], figure)
+        if grid.empty:
+            continue
+        best = grid.stack().idxmax()
+        cells = grid.astype(object).where(grid.notna(), None)
+        rows = [
+            [str(y)]
+            + [
+                f"**{value_cell(v)}**" if (y, x) == best else value_cell(v)
+                for x, v in cells.loc[y].items()
+            ]
+            for y in grid.index
+        ]
+        header = [f"{keys[1]} \\ {keys[0]}", *map(str, grid.columns)]
+        lines += ["", f"Validation {SWEEP_TITLES.get(figure, figure)}:", ""]
+        lines.append(markdown_table(header, rows))
     return "\n".join(lines)
