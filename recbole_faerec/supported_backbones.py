@@ -35,10 +35,11 @@ SUPPORTED = (
 ALL_POSITIONS = ("SASRec", "GRU4Rec", "FMLPRec", "LRURec", "gMLP")
 
 #: Backbones whose output for a left-aligned sequence does not depend on the padding after it:
-#: each batch is cut to its longest sequence (RecBole pads to ``MAX_ITEM_LIST_LENGTH``). The others
-#: hold parameters sized by the maximum length (FMLP-Rec's filter, gMLP's spatial gate, Caser's
-#: and LightSANs' length-wide layers) or read the padding (BERT4Rec's appended mask token).
-TRIMMABLE = ("SASRec", "GRU4Rec", "NARM", "STAMP")
+#: each batch is cut to its longest sequence (RecBole pads to ``MAX_ITEM_LIST_LENGTH``). FMLP-Rec's
+#: causal kernel and LRURec's recurrence only look back, so they qualify too. The others hold
+#: parameters applied across the whole maximum length (gMLP's spatial gate, Caser's and LightSANs'
+#: length-wide layers) or read the padding (BERT4Rec's appended mask token).
+TRIMMABLE = ("SASRec", "GRU4Rec", "NARM", "STAMP", "FMLPRec", "LRURec")
 
 UNSUPPORTED = {
     "DIN": "a context-aware click-through model over feature fields, not an item-sequence model",

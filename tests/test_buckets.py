@@ -74,7 +74,7 @@ def test_random_batches_when_the_pool_is_zero(fast_config):
     assert not isinstance(train, LengthBucketTrainDataLoader)
 
 
-@pytest.mark.parametrize("backbone", ["SASRec", "GRU4Rec"])
+@pytest.mark.parametrize("backbone", ["SASRec", "GRU4Rec", "FMLPRec", "LRURec"])
 def test_trimmed_batches_score_like_padded_ones(fast_config, backbone):
     settings = {**fast_config, "eval_batch_size": 256}  # the first batch: the shortest rows
     config = build_config(backbone, "amazon-beauty-sample", config_dict=settings, base=True)

@@ -123,6 +123,24 @@ def test_lru_initialisation_lies_on_the_ring():
     torch.testing.assert_close(torch.exp(layer.gamma_log), torch.sqrt(1 - weight.abs() ** 2))
 
 
+def test_lru_sublayer_with_zero_projections_passes_only_the_residual():
+    layer = LRULayer(6, 5, 0.5, 0.99, 2 * math.pi, 0.0, 1e-12).double()
+    assert all(p.abs().max() <= 0.04 for p in (layer.B_re, layer.C_im, layer.b_re, layer.c))
+    with torch.no_grad():
+        for weight in (layer.B_re, layer.B_im, layer.b_re, layer.b_im, layer.C_re, layer.C_im):
+            weight.zero_()
+        layer.c.fill_(0.5)
+    x = torch.randn(2, 7, 6, dtype=torch.float64)
+    # no skip term D x inside the sublayer: the output is LayerNorm(c + x)
+    torch.testing.assert_close(layer(x), layer.LayerNorm(x + 0.5))
+
+
+def test_lru_state_defaults_to_twice_the_hidden_size(monkeypatch):
+    model = LRURec(_config(LRURec, monkeypatch, state_size=None), _FakeDataset())
+    assert model.blocks[0].lru.B_re.shape == (32, 16)
+    assert model.position_embedding is None  # LRURec uses none
+
+
 def test_fmlp_identity_impulse_response_returns_input():
     layer = CausalFilterLayer(SEQ_LEN, 8, 0.0, 1e-12, 0.02).double()
     with torch.no_grad():

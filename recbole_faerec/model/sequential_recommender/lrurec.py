@@ -7,19 +7,21 @@ Reference:
     Sequences." In ICML 2023.
 
 Each block is an LRU sublayer followed by a position-wise feed-forward network. The LRU keeps a
-complex diagonal state of size N per position,
+complex diagonal state of size N per position (``2 H`` by default, as in LRURec),
 
-    h_t = lambda * h_{t-1} + gamma * (B x_t),        y_t = Re(C h_t) + D * x_t,
+    h_t = lambda * h_{t-1} + gamma * (B x_t + b),        y_t = Re(C h_t + c),
 
 with ``lambda = exp(-exp(nu) + i exp(theta))`` (so ``|lambda| < 1`` always), ring initialisation
 (``lambda`` uniform on the annulus ``r_min <= |lambda| <= r_max``, i.e. ``|lambda|^2`` uniform on
 ``[r_min^2, r_max^2]`` as in the LRU paper, phase uniform on ``[0, max_phase]``) and the
-normalisation ``gamma = sqrt(1 - |lambda|^2)``. The sublayer output goes through dropout, residual
-and LayerNorm. The recurrence already encodes order, so the paper uses no position embedding; the
-plugin's common backbone contract adds one, switchable with ``use_position_embedding``.
+normalisation ``gamma = sqrt(1 - |lambda|^2)``. As in LRURec, the complex projections ``B, b, C,
+c`` start from a normal of std ``initializer_range`` truncated at two stds, and the LRU paper's
+skip term ``D x_t`` is left out: the residual around the sublayer carries the input. The sublayer
+output goes through dropout, residual and LayerNorm. The recurrence already encodes order, so
+LRURec uses no position embedding (``use_position_embedding`` adds one).
 Training evaluates the recurrence with a log-depth parallel scan (:meth:`LRULayer.parallel_scan`);
 :meth:`LRULayer.sequential_scan` is the step-by-step reference. The recurrence is causal, so
-right padding never reaches earlier positions.
+right padding never reaches earlier positions, and batches can be cut to their longest sequence.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class LRULayer(nn.Module):
         max_phase: float,
         hidden_dropout_prob: float,
         layer_norm_eps: float,
+        initializer_range: float = 0.02,
     ) -> None:
         super().__init__()
         if not 0.0 <= r_min < r_max < 1.0:
@@ -55,13 +58,16 @@ class LRULayer(nn.Module):
         self.nu_log = nn.Parameter(nu_log)
         self.theta_log = nn.Parameter(theta_log)
         self.gamma_log = nn.Parameter(torch.log(torch.sqrt(1.0 - modulus**2)))
-        b_std = (2.0 * hidden_size) ** -0.5
-        c_std = (2.0 * state_size) ** -0.5
-        self.B_re = nn.Parameter(torch.randn(state_size, hidden_size) * b_std)
-        self.B_im = nn.Parameter(torch.randn(state_size, hidden_size) * b_std)
-        self.C_re = nn.Parameter(torch.randn(hidden_size, state_size) * c_std)
-        self.C_im = nn.Parameter(torch.randn(hidden_size, state_size) * c_std)
-        self.D = nn.Parameter(torch.randn(hidden_size))
+        self.B_re = nn.Parameter(torch.empty(state_size, hidden_size))
+        self.B_im = nn.Parameter(torch.empty(state_size, hidden_size))
+        self.b_re = nn.Parameter(torch.empty(state_size))
+        self.b_im = nn.Parameter(torch.empty(state_size))
+        self.C_re = nn.Parameter(torch.empty(hidden_size, state_size))
+        self.C_im = nn.Parameter(torch.empty(hidden_size, state_size))
+        self.c = nn.Parameter(torch.empty(hidden_size))  # Re(c): the imaginary part never shows
+        for weight in (self.B_re, self.B_im, self.b_re, self.b_im, self.C_re, self.C_im, self.c):
+            std = initializer_range
+            nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
         self.dropout = nn.Dropout(hidden_dropout_prob)
         self.LayerNorm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
 
@@ -100,9 +106,9 @@ class LRULayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gamma = torch.exp(self.gamma_log)
-        bx = torch.complex(x @ self.B_re.T, x @ self.B_im.T) * gamma
+        bx = torch.complex(x @ self.B_re.T + self.b_re, x @ self.B_im.T + self.b_im) * gamma
         h = self.parallel_scan(bx)
-        y = h.real @ self.C_re.T - h.imag @ self.C_im.T + self.D * x
+        y = h.real @ self.C_re.T - h.imag @ self.C_im.T + self.c
         return self.LayerNorm(self.dropout(y) + x)
 
 
@@ -120,10 +126,18 @@ class LRUBlock(nn.Module):
         hidden_dropout_prob: float,
         hidden_act: str,
         layer_norm_eps: float,
+        initializer_range: float,
     ) -> None:
         super().__init__()
         self.lru = LRULayer(
-            hidden_size, state_size, r_min, r_max, max_phase, hidden_dropout_prob, layer_norm_eps
+            hidden_size,
+            state_size,
+            r_min,
+            r_max,
+            max_phase,
+            hidden_dropout_prob,
+            layer_norm_eps,
+            initializer_range,
         )
         self.feed_forward = FeedForward(
             hidden_size, inner_size, hidden_dropout_prob, hidden_act, layer_norm_eps
@@ -141,7 +155,7 @@ class LRURec(NextItemRecommender):
 
         self.n_layers = config["n_layers"]
         self.hidden_size = config["hidden_size"]
-        self.state_size = config["state_size"]
+        self.state_size = config["state_size"] or 2 * self.hidden_size
         self.inner_size = config["inner_size"]
         self.hidden_dropout_prob = config["hidden_dropout_prob"]
         self.hidden_act = config["hidden_act"]
@@ -169,6 +183,7 @@ class LRURec(NextItemRecommender):
                 self.hidden_dropout_prob,
                 self.hidden_act,
                 self.layer_norm_eps,
+                self.initializer_range,
             )
             for _ in range(self.n_layers)
         )
