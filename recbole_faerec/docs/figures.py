@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from recbole_faerec.docs.reference import DocsError
-from recbole_faerec.report.plots import sensitivity_grid
+from recbole_faerec.report.plots import grid_keys, sensitivity_grid
 from recbole_faerec.report.seeds import SEED_METRICS
 from recbole_faerec.report.tables import (
     BASE,
@@ -217,10 +217,7 @@ def render_sweep(root: Path, folder: str) -> str:
         raise DocsError(f"{path}: no such file; fix: copy the sweep's trials.csv there.")
     table = pd.read_csv(path)
     figures = [c for c in table if c.startswith(("best_", "at_best_"))]
-    keys = [c for c in table if c not in TRIAL_COLUMNS and c not in figures]
-    keys = [k for k in ("lambda", "alpha") if k in keys] + [
-        k for k in keys if k not in ("lambda", "alpha")
-    ]
+    keys = grid_keys([c for c in table if c not in TRIAL_COLUMNS and c not in figures])
     if len(keys) != 2:
         raise DocsError(f"{path}: a grid needs two searched keys, found {keys}; fix the marker.")
     done = table[table["status"] != "failed"]

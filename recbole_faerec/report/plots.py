@@ -147,12 +147,16 @@ def plot_sensitivity(
     """
     done = table[table["status"] != "failed"]
     shown = [m for m in metrics if m in done and done[m].notna().any()] or list(metrics[:1])
-    keys = list(keys)
-    preferred = [k for k in ("lambda", "alpha") if k in keys]
-    ordered = preferred + [k for k in keys if k not in preferred]
+    ordered = grid_keys(keys)
     if len(ordered) == 2 and not done.empty:
         return _sensitivity_heatmaps(done, ordered[0], ordered[1], shown, path, title)
     return _sensitivity_lines(done.dropna(subset=shown[:1]), ordered, shown[0], path, title)
+
+
+def grid_keys(keys: Sequence[str]) -> list[str]:
+    """Searched keys in plotting order: ``lambda`` first (across), ``alpha`` second (down)."""
+    preferred = [k for k in ("lambda", "alpha") if k in keys]
+    return preferred + [k for k in keys if k not in preferred]
 
 
 def sensitivity_grid(done: pd.DataFrame, x_key: str, y_key: str, metric: str) -> pd.DataFrame:

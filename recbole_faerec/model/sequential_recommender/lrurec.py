@@ -65,8 +65,8 @@ class LRULayer(nn.Module):
         self.C_re = nn.Parameter(torch.empty(hidden_size, state_size))
         self.C_im = nn.Parameter(torch.empty(hidden_size, state_size))
         self.c = nn.Parameter(torch.empty(hidden_size))  # Re(c): the imaginary part never shows
+        std = initializer_range
         for weight in (self.B_re, self.B_im, self.b_re, self.b_im, self.C_re, self.C_im, self.c):
-            std = initializer_range
             nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
         self.dropout = nn.Dropout(hidden_dropout_prob)
         self.LayerNorm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
