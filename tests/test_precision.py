@@ -5,7 +5,7 @@ import torch
 
 import recbole_faerec.model.precision as precision
 from recbole_faerec.model.alignment import item_alignment_loss
-from recbole_faerec.model.fusion import FusedItemEmbedding, UniformMaskDropout
+from recbole_faerec.model.fusion import BitMaskDropout, FusedItemEmbedding
 from recbole_faerec.model.precision import ROW_BUCKET, padded_rows, step_dtype, step_matmul
 
 
@@ -109,9 +109,9 @@ def test_evaluation_is_float32_whatever_the_step_dtype():
     assert torch.equal(low(torch.tensor([[3, 5]])), exact(torch.tensor([[3, 5]])))
 
 
-def test_uniform_mask_dropout_keeps_one_minus_p_and_rescales():
-    dropout = UniformMaskDropout(0.25).train()
-    x = torch.ones(200, 100, requires_grad=True)
+def test_bit_mask_dropout_keeps_one_minus_p_and_rescales_by_the_rounded_rate():
+    dropout = BitMaskDropout(0.25).train()  # 0.25 is a multiple of 2**-15: no rounding
+    x = torch.ones(200, 101, requires_grad=True)  # 20,200 entries: not a multiple of 4
     torch.manual_seed(0)
     out = dropout(x)
     kept = out != 0
@@ -120,4 +120,19 @@ def test_uniform_mask_dropout_keeps_one_minus_p_and_rescales():
     out.sum().backward()
     torch.testing.assert_close(x.grad, kept.float() / 0.75)
     assert torch.equal(dropout.eval()(x), x)
-    assert torch.equal(UniformMaskDropout(0.0).train()(x), x)
+    assert torch.equal(BitMaskDropout(0.0).train()(x), x)
+    # p = 0.1 rounds to 3277 / 32768 dropped states: kept entries are scaled by 32768 / 29491
+    torch.manual_seed(0)
+    out = BitMaskDropout(0.1).train()(torch.ones(400, 500))
+    assert (out == 0).float().mean().item() == pytest.approx(0.1, abs=0.005)
+    assert out.max().item() == pytest.approx(32768 / 29491, rel=1e-6)
+
+
+def test_bit_mask_dropout_draws_independent_entries():
+    torch.manual_seed(0)
+    dropped = BitMaskDropout(0.5).train()(torch.ones(4000, 4)) == 0
+    # every column (each of the four 16-bit words of a draw) drops half of its entries
+    torch.testing.assert_close(dropped.float().mean(0), torch.full((4,), 0.5), atol=0.03, rtol=0)
+    # and neighbouring words of one draw are uncorrelated
+    both = (dropped[:, 0] & dropped[:, 3]).float().mean().item()
+    assert both == pytest.approx(0.25, abs=0.03)

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 
 from recbole_faerec.model.precision import step_matmul
 
+#: Added to the variances before the standardisation of Barlow Twins divides by them.
+STANDARDISE_EPS = 1e-5
 #: Logit of a masked InfoNCE entry: exp() of it is 0 next to any real similarity over ``tau``.
 MASKED_LOGIT = -1e9
 
@@ -47,39 +49,48 @@ def item_alignment_loss(
     smaller than ``N - 1``, the other items of one random subset of ``max_negatives`` rows. The
     similarities to sampled negatives are computed in ``dtype`` (:func:`.precision.step_matmul`).
     """
-    anchors = F.normalize(id_emb, dim=-1) / tau
+    anchors = F.normalize(id_emb, dim=-1)
     keys = F.normalize(llm_emb, dim=-1)
-    positive = (anchors * keys).sum(-1)
     n = anchors.size(0)
     if max_negatives is None or n - 1 <= max_negatives:
-        return (torch.logsumexp(anchors @ keys.T, dim=1) - positive).mean()
+        targets = torch.arange(n, device=anchors.device)
+        return F.cross_entropy(anchors @ keys.T / tau, targets)
     sampled = torch.randperm(n, device=anchors.device)[:max_negatives]
+    positive = (anchors * keys).sum(-1, keepdim=True)
     negatives = step_matmul(anchors, keys.index_select(0, sampled).T, dtype)
     # Column j holds item sampled[j], the positive of row sampled[j] only: mask those entries
     # (a finite mask, so that a row with no other negative gets a zero gradient, not NaN).
     columns = torch.arange(sampled.numel(), device=anchors.device)
     negatives.index_put_((sampled, columns), negatives.new_tensor(MASKED_LOGIT))
-    # log(exp(pos) + sum exp(neg)) - pos, without concatenating the positive to the negatives
-    return F.softplus(torch.logsumexp(negatives, dim=1) - positive).mean()
+    # Column 0 holds each row's positive: InfoNCE is the cross-entropy of the logits with class 0.
+    logits = torch.cat([positive, negatives], dim=1) / tau
+    return F.cross_entropy(logits, torch.zeros(n, dtype=torch.long, device=anchors.device))
 
 
 def _standardise(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Columns to zero mean and unit population variance. The variance is the mean of the squared
-    centred values (the same number as ``x.var(unbiased=False)``, which on the CPU reduces down
-    the columns several times slower)."""
-    centred = x - x.mean(dim=0)
-    return centred * torch.rsqrt(centred.pow(2).mean(dim=0) + eps)
+    """Columns to zero mean and unit population variance: ``(x - mean) / sqrt(var + eps)``, which
+    is batch normalisation in training mode without affine parameters (one fused kernel forward
+    and backward instead of a chain of element-wise ones)."""
+    return F.batch_norm(x, None, None, training=True, momentum=0.0, eps=eps)
+
+
+def _barlow_twins_stacked(views: torch.Tensor, lambd: float, eps: float) -> torch.Tensor:
+    """:func:`barlow_twins_loss` of the two views side by side in ``views`` (``N x 2d``): both are
+    standardised in one pass."""
+    n, d = views.size(0), views.size(1) // 2
+    z = _standardise(views, eps)
+    corr = z[:, :d].T @ z[:, d:] / n
+    diagonal = torch.diagonal(corr)
+    on_diag = (1.0 - diagonal).pow(2).sum()
+    off_diag = corr.pow(2).sum() - diagonal.pow(2).sum()
+    return on_diag + lambd * off_diag
 
 
 def barlow_twins_loss(
-    id_emb: torch.Tensor, llm_emb: torch.Tensor, lambd: float, eps: float = 1e-5
+    id_emb: torch.Tensor, llm_emb: torch.Tensor, lambd: float, eps: float = STANDARDISE_EPS
 ) -> torch.Tensor:
     """Barlow Twins redundancy reduction on the cross-correlation of two views of ``N`` items."""
-    n = id_emb.size(0)
-    corr = _standardise(id_emb, eps).T @ _standardise(llm_emb, eps) / n
-    on_diag = (1.0 - torch.diagonal(corr)).pow(2).sum()
-    off_diag = corr.pow(2).sum() - torch.diagonal(corr).pow(2).sum()
-    return on_diag + lambd * off_diag
+    return _barlow_twins_stacked(torch.cat([id_emb, llm_emb], dim=1), lambd, eps)
 
 
 def popularity_split(popularity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,14 +110,12 @@ def feature_alignment_loss(
 
     A group with fewer than two items has no variance to standardise and contributes zero.
     """
-    groups = [torch.ones_like(id_emb[:, 0], dtype=torch.bool)]
-    if popularity is not None:
-        groups = list(popularity_split(popularity))
+    views = torch.cat([id_emb, llm_emb], dim=1)
+    if popularity is None:
+        return _barlow_twins_stacked(views, lambd, STANDARDISE_EPS)
     loss = id_emb.new_zeros(())
-    for mask in groups:
+    for mask in popularity_split(popularity):
         rows = mask.nonzero().squeeze(1)
         if rows.numel() >= 2:
-            loss = loss + barlow_twins_loss(
-                id_emb.index_select(0, rows), llm_emb.index_select(0, rows), lambd
-            )
+            loss = loss + _barlow_twins_stacked(views.index_select(0, rows), lambd, STANDARDISE_EPS)
     return loss
