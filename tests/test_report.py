@@ -223,6 +223,47 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
     assert len(calls) == 5  # another command: nothing is kept
 
 
+def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeypatch):
+    calls, loads = [], []
+
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
+        calls.append(base)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed during the first ablation
+        model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
+        model_file.touch()
+        return {
+            "test_result": _result(1.0 if base else 1.1),
+            "best_valid_result": {"ndcg@10": 0.1},
+            "model_file": str(model_file),
+        }
+
+    fake_load = _fake_loader({"seed": 5, "topk": [10], "head_ratio": 0.2})
+
+    def counting_load(model_file):
+        loads.append(Path(model_file).name)
+        return fake_load(model_file)
+
+    monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
+    monkeypatch.setattr(report_runner, "load_data_and_model", counting_load)
+    out = tmp_path / "report"
+    with pytest.raises(KeyboardInterrupt):
+        run_report("toy", ["SASRec"], out, tsne_items=40, ablations=True)
+    assert loads == ["SASRec-2.pth"]  # the FAERec run's views were sampled as it finished
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["settings"]["SASRec"]["seed"] == 5
+    for model_file in tmp_path.glob("*.pth"):
+        model_file.unlink()  # a new machine: the checkpoints are gone, the report folder is not
+
+    run_report("toy", ["SASRec"], out, tsne_items=40, ablations=True, resume=True)
+    assert calls[:3] == [True, False, False] and len(calls) == 3 + len(ABLATIONS)
+    assert loads == ["SASRec-2.pth"]  # the t-SNE came from the saved views
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["complete"] is True and saved["seed"] == 5
+    assert list(saved["metrics"]["SASRec"])[:2] == ["base", "faerec"]
+    _assert_png(out / "tsne.png")
+
+
 def test_rescoring_a_report_refits_the_prior_rows_and_trains_nothing(tmp_path, monkeypatch):
     def run_with_prior(model_file, weight: float, gain: float) -> dict:
         scale = 1.0 if "base" in str(model_file) else 1.1

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from recbole_faerec.config import PROPERTIES_DIR
+from recbole_faerec.io import atomic_open
 from recbole_faerec.popularity import DEFAULT_HEAD_RATIO
 from recbole_faerec.process import hidden_command_line
 from recbole_faerec.quick_start import (
@@ -150,22 +151,40 @@ def report_command(
     return shlex.join(args)
 
 
-def finished_runs(path: Path, command: str) -> tuple[dict, dict, dict, dict]:
-    """Metrics, wall times, model files and validation records of the runs that a report with
-    the same ``command`` already finished and recorded in ``path`` (``results.json``); empty when
-    there are none. An undefined metric reads back as None, which the tables and plots treat
-    like nan."""
+def finished_runs(path: Path, command: str) -> tuple[dict, dict, dict, dict, dict]:
+    """Metrics, wall times, model files, validation records and per-backbone settings of the
+    runs that a report with the same ``command`` already finished and recorded in ``path``
+    (``results.json``); empty when there are none. An undefined metric reads back as None, which
+    the tables and plots treat like nan."""
     if not path.is_file():
-        return {}, {}, {}, {}
+        return {}, {}, {}, {}, {}
     saved = json.loads(path.read_text(encoding="utf-8"))
     if saved.get("command") != command:
-        return {}, {}, {}, {}
+        return {}, {}, {}, {}, {}
     return (
         saved.get("metrics", {}),
         saved.get("wall_time_s", {}),
         saved.get("model_files", {}),
         saved.get("validation", {}),
+        saved.get("settings", {}),
     )
+
+
+def item_views_path(out_dir: Path, backbone: str) -> Path:
+    """Where the report keeps the t-SNE sample of a backbone's FAERec item views."""
+    return out_dir / f"item_views-{backbone}.npz"
+
+
+def save_item_views(path: Path, views: Mapping[str, np.ndarray]) -> None:
+    """Write ``views`` (:func:`~.plots.item_views`) atomically as a compressed ``.npz``."""
+    with atomic_open(path, "wb") as handle:
+        np.savez_compressed(handle, **views)
+
+
+def load_item_views(path: Path) -> dict[str, np.ndarray]:
+    """The views that :func:`save_item_views` wrote."""
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
 
 
 def scored_rows(variant: str, result: Mapping[str, Any]) -> dict[str, dict]:
@@ -191,6 +210,18 @@ def validation_record(result: Mapping[str, Any], valid_metric: str) -> dict[str,
     return record
 
 
+def faerec_views(
+    model_file: str, views_file: Path, keys: Sequence[str], tsne_items: int
+) -> dict[str, Any]:
+    """Write the t-SNE sample of the item views of the FAERec checkpoint ``model_file`` to
+    ``views_file``; returns the run's settings (``keys``)."""
+    config, model, *_ = load_data_and_model(model_file)
+    head_ratio = config["head_ratio"] if "head_ratio" in config else None
+    views = item_views(model, tsne_items, config["seed"], head_ratio or DEFAULT_HEAD_RATIO)
+    save_item_views(views_file, views)
+    return effective_settings(config, keys)
+
+
 def run_report(
     dataset: str,
     backbones: Sequence[str],
@@ -204,9 +235,11 @@ def run_report(
 ) -> dict[str, Any]:
     """Train every variant of every backbone, then write the report files; returns the JSON dict.
 
-    ``results.json`` is rewritten (atomically) after every finished run; with ``resume``, the
-    runs that the same command already finished (and whose model file still exists) are kept
-    instead of trained again. ``rescore`` (implies ``resume``) keeps their trained weights but
+    ``results.json`` is rewritten (atomically) after every finished run, and the t-SNE sample of
+    each backbone's FAERec item views is written beside it (``item_views-<backbone>.npz``). With
+    ``resume``, the runs that the same command already finished are kept instead of trained
+    again, whether or not their model files are still on disk (a FAERec run needs its model file
+    or its saved views). ``rescore`` (implies ``resume``) keeps their trained weights but
     fits their scoring again with this code (:func:`~recbole_faerec.quick_start.rescore_saved_run`:
     the text prior of the runs that have one), so that a change to the prior reaches a report
     without training anything.
@@ -233,24 +266,27 @@ def run_report(
     walls: dict[str, dict[str, float]] = {}
     files: dict[str, dict[str, str | None]] = {}
     validation: dict[str, dict[str, Any]] = {}
-    if resume or rescore:
-        metrics, walls, files, validation = finished_runs(results_path, command)
     settings: dict[str, dict[str, Any]] = {}
+    if resume or rescore:
+        metrics, walls, files, validation, settings = finished_runs(results_path, command)
     views: dict[str, dict[str, np.ndarray]] = {}
-    seed = None
     progress = tqdm(total=len(backbones) * (len(variants) + 1), desc="report", unit="run")
     with progress, hidden_command_line():
         for backbone in backbones:
+            views_file = item_views_path(out_dir, backbone)
             for variant, switches in variants.items():
                 progress.set_postfix_str(f"{backbone} {variant}")
                 done = files.get(backbone, {}).get(variant)
-                kept = variant in metrics.get(backbone, {}) and done and Path(done).is_file()
+                on_disk = bool(done) and Path(done).is_file()
+                kept = variant in metrics.get(backbone, {})
+                if variant == FAEREC and not on_disk:
+                    kept = kept and views_file.is_file() and backbone in settings
                 if kept and not (rescore and variant in PRIOR_ROWS):
                     _say(f"{backbone} {variant}: kept from {results_path}")
                     progress.update()
                     continue
                 start = time.perf_counter()
-                if kept:
+                if kept and on_disk:
                     result = rescore_saved_run(done)
                     _say(f"{backbone} {variant}: scoring fitted again on {done}")
                 else:
@@ -268,6 +304,10 @@ def run_report(
                 validation.setdefault(backbone, {})[variant] = validation_record(
                     result, VALID_METRIC
                 )
+                if variant == FAEREC:
+                    settings[backbone] = faerec_views(
+                        result["model_file"], views_file, keys, tsne_items
+                    )
                 save_results_json(
                     metrics,
                     results_path,
@@ -275,6 +315,7 @@ def run_report(
                     wall_time_s=walls,
                     model_files=files,
                     validation=validation,
+                    settings=settings,
                     command=command,
                 )
                 hit = metric_value(result["test_result"], "hit@10")
@@ -284,15 +325,13 @@ def run_report(
                 )
                 progress.update()
             progress.set_postfix_str(f"{backbone} embeddings")
-            config, model, *_ = load_data_and_model(files[backbone][FAEREC])
-            settings[backbone] = effective_settings(config, keys)
-            seed = config["seed"] if seed is None else seed
-            head_ratio = config["head_ratio"] if "head_ratio" in config else None
-            views[backbone] = item_views(
-                model, tsne_items, config["seed"], head_ratio or DEFAULT_HEAD_RATIO
-            )
+            if not (views_file.is_file() and backbone in settings):  # kept from an older report
+                settings[backbone] = faerec_views(
+                    files[backbone][FAEREC], views_file, keys, tsne_items
+                )
+            views[backbone] = load_item_views(views_file)
             progress.update()
-            del model
+    seed = settings[backbones[0]]["seed"]
     topk = settings[backbones[0]].get("topk") or [10]
     first = settings[backbones[0]]
     extra = {
