@@ -16,9 +16,10 @@ from recbole_faerec.docs.blocks import BLOCK, blocks, render_document, stale_blo
 from recbole_faerec.docs.figures import metric_columns, parse_scaling
 from recbole_faerec.docs.links import broken_links, heading_ids, link_targets
 from recbole_faerec.docs.reference import DocsError, config_files, read_keys, split_comment
-from recbole_faerec.report.tables import variant_label
+from recbole_faerec.report.tables import TABLE2_VARIANTS, variant_label
 
 README = ROOT / "README.md"
+RESULTS = ROOT / "docs" / "results.md"
 
 
 def _rows(body: str) -> list[list[str]]:
@@ -47,7 +48,8 @@ def test_readme_results_are_the_committed_reports():
         report = json.loads((ROOT / folder / "results.json").read_text(encoding="utf-8"))
         datasets.add(report["dataset"])
         keys, titles = metric_columns(report["k"])
-        header, _, *rows = _rows(body)
+        table2, _, table3 = body.partition("Table 3")
+        header, _, *rows = _rows(table2)
         assert header == ["Backbone", "Model", *titles]
         checked = set()
         for backbone, label, *cells in rows:
@@ -57,15 +59,23 @@ def test_readme_results_are_the_committed_reports():
                 value = results_of[variant][key]
                 assert cell == ("-" if value is None else f"{value:.4f}"), (folder, label, key)
             checked.add((backbone, variant))
-        every = {(b, v) for b in report["backbones"] for v in report["variants"]}
+        table2_variants = [v for v in report["variants"] if v in TABLE2_VARIANTS]
+        every = {(b, v) for b in report["backbones"] for v in table2_variants}
         assert checked == every, f"{folder}: rows {checked} for the variants {every}"
+        ablations = {(b, v) for b in report["backbones"] for v in report["variants"]} - every
+        ablation_rows = {(row[0], row[1]) for row in _rows(table3)[2:]}
+        assert ablation_rows == {(b, variant_label(b, v)) for b, v in ablations} | (
+            {(b, "FAERec") for b, _ in ablations}
+        ), folder
     domains = {name for name in BUNDLED_DATASETS if not name.endswith("-sample")}
     assert datasets == domains, "one results table per bundled domain"
 
 
-def test_readme_seed_figures_are_the_committed_ones():
-    text = README.read_text(encoding="utf-8")
-    for folder, body in [(arg, body) for kind, arg, body in blocks(text) if kind == "seeds"]:
+def test_seed_figures_are_the_committed_ones():
+    text = RESULTS.read_text(encoding="utf-8")
+    seeds = [(arg, body) for kind, arg, body in blocks(text) if kind == "seeds"]
+    assert seeds
+    for folder, body in seeds:
         summary = json.loads((ROOT / folder / "seeds.json").read_text(encoding="utf-8"))
         keys, _ = metric_columns(summary["k"])
         for backbone, label, *cells in _rows(body)[2:]:
@@ -222,6 +232,23 @@ def test_results_tables_follow_the_variants_a_report_lists(tmp_path):
     assert labels == ["SASRec", "SASRec + text prior", "FAERec", "FAERec + text prior"]
     assert _rows(body)[3][2:] == ["0.1000", "0.0500", "0.0400", "0.3000", "-"]
     assert "SASRec + text prior 2.00x; FAERec 3.00x; FAERec + text prior 4.00x" in body
+
+
+def test_results_block_puts_the_ablations_in_their_own_table(tmp_path):
+    scores = {"base": 0.01, "faerec": 0.02, "w/o AGF": 0.015}
+    report = {
+        "k": 10,
+        "variants": list(scores),
+        "metrics": {"SASRec": {v: {"ndcg@10": n, "tailhit@10": 2 * n} for v, n in scores.items()}},
+    }
+    (tmp_path / "reports" / "abl").mkdir(parents=True)
+    (tmp_path / "reports" / "abl" / "results.json").write_text(json.dumps(report))
+    text = "<!-- generated: results reports/abl -->\n<!-- end generated -->\n"
+    body = blocks(render_document(text, tmp_path))[0][2]
+    table2, table3 = body.split("Table 3")
+    assert "w/o AGF" not in table2 and "FAERec 2.00x." in table2
+    assert "| SASRec | FAERec | 0.0200 | 0.0400 | - | - |" in table3
+    assert "| SASRec | FAERec w/o AGF | 0.0150 | 0.0300 | -25.00% | -25.00% |" in table3
 
 
 def test_results_ratios_name_their_backbone_when_a_report_has_several(tmp_path):

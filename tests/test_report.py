@@ -91,8 +91,22 @@ def test_markdown_tables_from_hand_made_results():
     assert "| SASRec | FAERec | 0.0150 | 0.6000 |" in lines
     assert "| SASRec | Improv. | - | +50.00% |" in lines
     assert "| SASRec | FAERec w/o AGF | 0.0120 | - |" in lines
+    # Table 2 holds the bare backbone and FAERec; the ablation is in Table 3, against FAERec.
+    table2 = text.split("## Overall")[1].split("## ")[0]
+    assert "w/o AGF" not in table2
+    assert "| Backbone | Model | H@10 | N@10 | Tail H@10 | Tail N@10 | N@10 vs FAERec |" in text
+    assert "| SASRec | FAERec | 0.3000 | 0.1500 | 0.0600 | 0.0300 | - | - |" in lines
+    assert (
+        "| SASRec | FAERec w/o AGF | 0.2400 | 0.1200 | 0.0480 | 0.0240 | -20.00% | -20.00% |"
+        in lines
+    )
     assert "| SASRec | SASRec | 1.5 |" in lines and report["command"] in text
     assert "(repeat)" not in text  # no repeat/new metrics in these results
+
+
+def test_no_ablation_table_without_ablations():
+    report = {"k": 10, "metrics": {"SASRec": {"base": _result(1.0), "faerec": _result(1.5)}}}
+    assert "Table 3" not in format_report_markdown(report)
 
 
 def test_markdown_repeat_and_new_targets_table():

@@ -21,6 +21,8 @@ from recbole_faerec.report.plots import grid_keys, sensitivity_grid
 from recbole_faerec.report.seeds import SEED_METRICS
 from recbole_faerec.report.tables import (
     BASE,
+    TABLE2_VARIANTS,
+    ablation_rows,
     markdown_table,
     metric_value,
     value_cell,
@@ -45,8 +47,8 @@ def metric_columns(k: int) -> tuple[list[str], list[str]]:
 
 
 def _variants(report: Mapping[str, Any], backbone: str) -> list[str]:
-    """The variants of ``backbone`` in the order the report lists them."""
-    found = report["metrics"].get(backbone, {})
+    """The Table 2 variants of ``backbone`` in the order the report lists them."""
+    found = [v for v in report["metrics"].get(backbone, {}) if v in TABLE2_VARIANTS]
     listed = [v for v in report.get("variants", []) if v in found]
     return listed + [v for v in found if v not in listed]
 
@@ -93,6 +95,19 @@ def render_results(root: Path, folder: str) -> str:
         title = dict(zip(keys, titles, strict=True))[f"{RATIO_METRIC}@{k}"]
         parts = ratios if len(backbones) > 1 else ratios[0]
         lines += ["", f"{title} over the bare backbone: {'; '.join(parts)}."]
+    ablation_keys = [f"ndcg@{k}", f"{RATIO_METRIC}@{k}"]
+    table3 = ablation_rows(report["metrics"], ablation_keys, ablation_keys)
+    if table3:
+        value_titles = [dict(zip(keys, titles, strict=True))[key] for key in ablation_keys]
+        lines += [
+            "",
+            "Table 3, FAERec with one part switched off (relative changes against FAERec):",
+            "",
+            markdown_table(
+                ["Backbone", "Model", *value_titles, *(f"{t} vs FAERec" for t in value_titles)],
+                table3,
+            ),
+        ]
     if report.get("command"):
         lines += ["", f"Command: `{report['command']}`"]
     return "\n".join(lines)

@@ -18,7 +18,8 @@ with ``--ablations``, once more per Table 3 switch. ``DIR`` (default ``reports/D
   Metrics are the test results (keys of :mod:`recbole_faerec.metrics`); undefined values are
   ``null``.
 * ``results.md``: Table 2 layout (overall/tail/head H@K and N@K), coverage (Table 5) and
-  per-popularity-group H@K, each with a relative-improvement row, plus wall times and the command.
+  per-popularity-group H@K, each with a relative-improvement row; with ablations, Table 3 (FAERec
+  and each switch off, with the change against FAERec); wall times and the command.
 * ``groups.png``: per-group H@K, base vs FAERec (Figure 4).
 * ``tsne.png``: t-SNE of the ID and projected LLM embeddings of sampled items (Figure 5).
 

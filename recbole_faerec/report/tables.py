@@ -13,6 +13,8 @@ BASE, FAEREC = "base", "faerec"
 BASE_PRIOR, FAEREC_PRIOR = "base+prior", "faerec+prior"
 #: Rows that get an improvement row over the bare backbone.
 ATTRIBUTED = (BASE_PRIOR, FAEREC, FAEREC_PRIOR)
+#: The rows of Table 2; any other variant is a Table 3 ablation (FAERec with one switch off).
+TABLE2_VARIANTS = (BASE, BASE_PRIOR, FAEREC, FAEREC_PRIOR)
 
 IMPROVEMENT = "Improv."
 
@@ -85,6 +87,49 @@ def _metric_rows(
     return rows
 
 
+def table2_metrics(
+    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> dict[str, dict[str, Mapping[str, Any]]]:
+    """``metrics`` restricted to the Table 2 variants (the ablations left out)."""
+    return {
+        backbone: {v: result for v, result in variants.items() if v in TABLE2_VARIANTS}
+        for backbone, variants in metrics.items()
+    }
+
+
+def ablation_rows(
+    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    keys: Sequence[str],
+    change_keys: Sequence[str],
+) -> list[list[str]]:
+    """Table 3: per backbone with ablations, FAERec's row and each ablation's, with the ``keys``
+    values and the relative change of the ``change_keys`` values against FAERec (``-`` on
+    FAERec's own row)."""
+    rows = []
+    for backbone, variants in metrics.items():
+        ablations = [v for v in variants if v not in TABLE2_VARIANTS]
+        if not ablations:
+            continue
+        reference = variants.get(FAEREC, {})
+        for variant in ([FAEREC] if FAEREC in variants else []) + ablations:
+            result = variants[variant]
+            changes = [
+                None
+                if variant == FAEREC
+                else relative_improvement(metric_value(reference, key), metric_value(result, key))
+                for key in change_keys
+            ]
+            rows.append(
+                [
+                    backbone,
+                    variant_label(backbone, variant),
+                    *(value_cell(metric_value(result, key)) for key in keys),
+                    *map(_percent_cell, changes),
+                ]
+            )
+    return rows
+
+
 def group_labels_of(metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], k: int) -> list[str]:
     """Popularity-group labels found at ``@k`` in any result, in order of appearance."""
     labels: list[str] = []
@@ -120,13 +165,37 @@ def format_report_markdown(report: Mapping[str, Any]) -> str:
         "Protocol: "
         + ", ".join(f"`{key}: {value}`" for key, value in report.get("protocol", {}).items()),
         "## Overall, tail and head accuracy (Table 2)\n\n"
-        + markdown_table(["Backbone", "Model", *main_header], _metric_rows(metrics, main_keys)),
+        + markdown_table(
+            ["Backbone", "Model", *main_header],
+            _metric_rows(table2_metrics(metrics), main_keys),
+        ),
+    ]
+    table3 = ablation_rows(metrics, main_keys[:4], [f"ndcg@{k}", f"tailhit@{k}"])
+    if table3:
+        parts.append(
+            "## Ablations (Table 3)\n\n"
+            "FAERec with one part switched off (`w/o AGF`: the gate fixed at 0.5; `ILA`: "
+            "item-level alignment; `FLA`: feature-level alignment; `CLS`: the curriculum; `PG`: "
+            "the popularity groups of the feature-level alignment); the last two columns are "
+            "relative changes against FAERec.\n\n"
+            + markdown_table(
+                [
+                    "Backbone",
+                    "Model",
+                    *main_header[:4],
+                    f"N@{k} vs FAERec",
+                    f"Tail H@{k} vs FAERec",
+                ],
+                table3,
+            )
+        )
+    parts.append(
         "## Coverage (Table 5)\n\n"
         + markdown_table(
             ["Backbone", "Model", f"Coverage@{k}", f"TailCoverage@{k}"],
             _metric_rows(metrics, coverage_keys),
-        ),
-    ]
+        )
+    )
     repeat_keys = [f"{p}{m}@{k}" for p in ("repeat", "new") for m in ("hit", "ndcg")]
     if any(
         metric_value(result, key) is not None
