@@ -28,15 +28,15 @@ from recbole_faerec.compat import SequentialConfig
 from recbole_faerec.config_checks import (
     RECBOLE_CONFIG_ERRORS,
     check_command_line,
+    check_faerec_settings,
     check_settings,
+    check_text_prior_settings,
     recbole_config_error,
 )
 from recbole_faerec.io import ConfigError
 from recbole_faerec.metrics import register_metrics
-from recbole_faerec.model.faerec import validate_faerec_config
 from recbole_faerec.model.registry import get_model, get_sequential_model
 from recbole_faerec.supported_backbones import check_backbone
-from recbole_faerec.text_prior.fit import validate_text_prior_config
 
 PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
 RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
@@ -130,9 +130,9 @@ def build_config(
         config["model"] = backbone
     check_settings(config, default_files)
     check_backbone(backbone, backbone_class, config["loss_type"], config["train_mode"] or "prefix")
-    validate_text_prior_config(config)
+    check_text_prior_settings(config)
     if not base:
-        validate_faerec_config(config)
+        check_faerec_settings(config)
     if config["loss_type"] == "BCE":
         if config["train_neg_sample_args"]["distribution"] != "none":
             raise ConfigError(

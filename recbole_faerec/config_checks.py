@@ -11,6 +11,9 @@ and the Python API all get them, before any data is loaded:
   plugin's) is a number must be a number; RecBole keeps a value it cannot parse as text.
 * :func:`check_sizes`: sequence lengths, layer and batch sizes and epochs are ints >= 1
   (:func:`check_size` also checks ``nproc``, in :func:`recbole_faerec.quick_start.run`).
+* :func:`check_faerec_settings`: FAERec's hyperparameters are in their valid ranges (the model's
+  constructor runs it too).
+* :func:`check_text_prior_settings`: the ``text_prior*`` keys, when the prior is on.
 
 Each error names the key and the fix: ``<key>: <problem>; fix: <how>``.
 """
@@ -23,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from recbole_faerec.io import ConfigError, FAERecError, check_repeated_flag
+from recbole_faerec.model.fusion import FUSION_MODES, SCORE_TABLES, TARGET_TABLES
+from recbole_faerec.model.precision import step_dtype
 
 #: Sizes, lengths and counts that must be ints >= 1 wherever the run has them.
 SIZE_KEYS = (
@@ -146,3 +151,80 @@ def check_settings(config, default_files: Iterable[str]) -> None:
     defaults = default_values(config, default_files)
     check_numbers(config, defaults)
     check_sizes(config, defaults)
+
+
+def _check(ok: bool, key: str, value: Any, valid: str, yaml_file: str) -> None:
+    """ConfigError naming ``key``, its valid range and where its default lives, unless ``ok``."""
+    if not ok:
+        raise ConfigError(
+            f"{key}: {value!r} is invalid; expected {valid}; fix: --{key}=... on the command "
+            f"line or in a yaml file ({yaml_file} has the defaults)."
+        )
+
+
+def check_faerec_settings(config) -> None:
+    """FAERec's hyperparameters (``properties/model/FAERec.yaml``) are in their valid ranges."""
+
+    def check(key: str, ok: bool, valid: str) -> None:
+        _check(ok, key, config[key], valid, "properties/model/FAERec.yaml")
+
+    def at_least(key: str, low: float, strict: bool = False, nullable: bool = False) -> None:
+        value = config[key]
+        ok = (nullable and value is None) or (
+            value is not None and (value > low if strict else value >= low)
+        )
+        valid = f"{'null or ' if nullable else ''}a number {'>' if strict else '>='} {low}"
+        check(key, ok, valid)
+
+    at_least("alpha", 0)
+    at_least("tau", 0, strict=True)
+    at_least("lambda", 0)
+    for key in ("w_min", "w_max"):
+        check(key, config[key] is not None and 0 <= config[key] <= 1, "a number in [0, 1]")
+    check(
+        "w_min", config["w_min"] <= config["w_max"], f"w_min <= w_max (w_max is {config['w_max']})"
+    )
+    check("period", config["period"] is not None and config["period"] > 0, "a number of epochs > 0")
+    check("fusion", config["fusion"] in FUSION_MODES, f"one of {FUSION_MODES}")
+    check("target_table", config["target_table"] in TARGET_TABLES, f"one of {TARGET_TABLES}")
+    check("score_table", config["score_table"] in SCORE_TABLES, f"one of {SCORE_TABLES}")
+    at_least("align_max_items", 2, nullable=True)
+    at_least("align_max_negatives", 1, nullable=True)
+    dropout = config["projection_dropout"]
+    check("projection_dropout", dropout is not None and 0 <= dropout < 1, "a number in [0, 1)")
+    step_dtype(config["step_precision"], config["device"])  # raises, naming the key, when invalid
+    at_least("llm_input_dim", 1, nullable=True)
+
+
+def check_text_prior_settings(config) -> None:
+    """The ``text_prior*`` keys (``properties/text_prior.yaml``), when the prior is on."""
+    if not config["text_prior"]:
+        return
+    weights = config["text_prior_weights"]
+    checks = {
+        "text_prior_weights": (
+            isinstance(weights, list | tuple)
+            and len(weights) > 0
+            and all(is_number(w) and w >= 0 for w in weights),
+            "a non-empty list of numbers >= 0, e.g. [0, 4, 8]",
+        ),
+        "text_prior_dim": (
+            is_int(config["text_prior_dim"]) and config["text_prior_dim"] >= 1,
+            "an int >= 1",
+        ),
+        "text_prior_shrinkage": (
+            is_number(config["text_prior_shrinkage"]) and config["text_prior_shrinkage"] > 0,
+            "a number > 0",
+        ),
+        "text_prior_transition_epochs": (
+            is_int(config["text_prior_transition_epochs"])
+            and config["text_prior_transition_epochs"] >= 0,
+            "an int >= 0",
+        ),
+        "text_prior_transition_popularity": (
+            is_number(config["text_prior_transition_popularity"]),
+            "a number",
+        ),
+    }
+    for key, (ok, valid) in checks.items():
+        _check(ok, key, config[key], valid, "properties/text_prior.yaml")

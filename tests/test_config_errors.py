@@ -42,7 +42,14 @@ def _build(sample_data_path, **overrides):
         ({"period": -3}, r"period: -3 is invalid"),
         ({"fusion": "concat"}, r"fusion: 'concat' is invalid; expected one of"),
         ({"target_table": "llm"}, r"target_table: 'llm' is invalid"),
-        ({"projection_dropout": 1.0}, r"projection_dropout: 1\.0 is invalid; expected in \[0, 1\)"),
+        (
+            {"projection_dropout": 1.0},
+            r"projection_dropout: 1\.0 is invalid; expected a number in \[0, 1\)",
+        ),
+        ({"score_table": "id"}, r"score_table: 'id' is invalid; expected one of"),
+        ({"align_max_items": 1}, r"align_max_items: 1 is invalid; expected null or a number >= 2"),
+        ({"align_max_negatives": 0}, r"align_max_negatives: 0 is invalid; expected null or a"),
+        ({"llm_input_dim": 0}, r"llm_input_dim: 0 is invalid; expected null or a number >= 1"),
         ({"step_precision": "fp16"}, r"step_precision: 'fp16' is invalid; expected one of"),
     ],
 )
@@ -51,6 +58,13 @@ def test_invalid_hyperparameters_name_the_key_and_range(
 ):
     with pytest.raises(ValueError, match=message):
         _build(sample_data_path, **overrides)
+
+
+def test_the_fix_names_the_yaml_file_with_the_default(sample_data_path, run_dir):
+    with pytest.raises(ValueError, match=r"fix: --alpha=\.\.\. .*properties/model/FAERec\.yaml"):
+        _build(sample_data_path, alpha=-1.0)
+    with pytest.raises(ValueError, match=r"fix: --text_prior_dim=\.\.\. .*properties/text_prior"):
+        _build(sample_data_path, text_prior_dim=0)
 
 
 def test_the_defaults_are_valid(sample_data_path, run_dir):

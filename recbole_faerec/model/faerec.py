@@ -24,60 +24,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recbole_faerec.io import ConfigError
+from recbole_faerec.config_checks import check_faerec_settings
 from recbole_faerec.model.alignment import feature_alignment_loss, item_alignment_loss
 from recbole_faerec.model.bare import BareBackbone
 from recbole_faerec.model.curriculum import alignment_weight
-from recbole_faerec.model.fusion import (
-    FUSION_MODES,
-    SCORE_TABLES,
-    TARGET_TABLES,
-    FusedItemEmbedding,
-)
+from recbole_faerec.model.fusion import FusedItemEmbedding
 from recbole_faerec.model.precision import step_dtype
-
-
-def _require(ok: bool, key: str, value, valid: str) -> None:
-    if not ok:
-        raise ConfigError(
-            f"{key}: {value!r} is invalid; expected {valid}; fix: give {key} such a value on "
-            "the command line or in a yaml file (properties/model/FAERec.yaml has the defaults)."
-        )
-
-
-def validate_faerec_config(config) -> None:
-    """Check FAERec's hyperparameters and name the key and its valid range on error."""
-    alpha, tau, lambd = config["alpha"], config["tau"], config["lambda"]
-    w_min, w_max, period = config["w_min"], config["w_max"], config["period"]
-    _require(alpha is not None and alpha >= 0, "alpha", alpha, "a number >= 0")
-    _require(tau is not None and tau > 0, "tau", tau, "a number > 0")
-    _require(lambd is not None and lambd >= 0, "lambda", lambd, "a number >= 0")
-    _require(w_min is not None and 0 <= w_min <= 1, "w_min", w_min, "a number in [0, 1]")
-    _require(w_max is not None and 0 <= w_max <= 1, "w_max", w_max, "a number in [0, 1]")
-    _require(w_min <= w_max, "w_min", w_min, f"w_min <= w_max (w_max is {w_max})")
-    _require(period is not None and period > 0, "period", period, "a number of epochs > 0")
-    _require(config["fusion"] in FUSION_MODES, "fusion", config["fusion"], f"one of {FUSION_MODES}")
-    _require(
-        config["target_table"] in TARGET_TABLES,
-        "target_table",
-        config["target_table"],
-        f"one of {TARGET_TABLES}",
-    )
-    _require(
-        config["score_table"] in SCORE_TABLES,
-        "score_table",
-        config["score_table"],
-        f"one of {SCORE_TABLES}",
-    )
-    max_items = config["align_max_items"]
-    _require(max_items is None or max_items >= 2, "align_max_items", max_items, "null or >= 2")
-    negatives = config["align_max_negatives"]
-    _require(negatives is None or negatives >= 1, "align_max_negatives", negatives, "null or >= 1")
-    dropout = config["projection_dropout"]
-    _require(dropout is not None and 0 <= dropout < 1, "projection_dropout", dropout, "in [0, 1)")
-    step_dtype(config["step_precision"], config["device"])  # raises, naming the key, when invalid
-    input_dim = config["llm_input_dim"]
-    _require(input_dim is None or input_dim >= 1, "llm_input_dim", input_dim, "null or >= 1")
 
 
 class FAERec(BareBackbone):
@@ -86,7 +38,7 @@ class FAERec(BareBackbone):
     loss_names = ("rec", "item_align", "feature_align")
 
     def __init__(self, config, dataset) -> None:
-        validate_faerec_config(config)
+        check_faerec_settings(config)
         super().__init__(config, dataset)
         self.alpha = config["alpha"]
         self.tau = config["tau"]

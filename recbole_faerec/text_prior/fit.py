@@ -15,48 +15,9 @@ from logging import getLogger
 
 import torch
 
-from recbole_faerec.config_checks import is_int, is_number
-from recbole_faerec.io import ConfigError
 from recbole_faerec.model.precision import step_dtype
 from recbole_faerec.text_prior.prior import TextPrior, prior_width, whitened_text_vectors
 from recbole_faerec.text_prior.transition import TrainingPairs, fit_text_transition
-
-
-def validate_text_prior_config(config) -> None:
-    """Check the ``text_prior*`` keys, naming the key and its valid range on error."""
-    if not config["text_prior"]:
-        return
-    checks = {
-        "text_prior_weights": (
-            isinstance(config["text_prior_weights"], list | tuple)
-            and len(config["text_prior_weights"]) > 0
-            and all(is_number(w) and w >= 0 for w in config["text_prior_weights"]),
-            "a non-empty list of numbers >= 0, e.g. [0, 4, 8]",
-        ),
-        "text_prior_dim": (
-            is_int(config["text_prior_dim"]) and config["text_prior_dim"] >= 1,
-            "an int >= 1",
-        ),
-        "text_prior_shrinkage": (
-            is_number(config["text_prior_shrinkage"]) and config["text_prior_shrinkage"] > 0,
-            "a number > 0",
-        ),
-        "text_prior_transition_epochs": (
-            is_int(config["text_prior_transition_epochs"])
-            and config["text_prior_transition_epochs"] >= 0,
-            "an int >= 0",
-        ),
-        "text_prior_transition_popularity": (
-            is_number(config["text_prior_transition_popularity"]),
-            "a number",
-        ),
-    }
-    for key, (ok, valid) in checks.items():
-        if not ok:
-            raise ConfigError(
-                f"{key}: {config[key]!r} is invalid; expected {valid}; fix: --{key}=... on the "
-                "command line or in a yaml file (properties/text_prior.yaml has the defaults)."
-            )
 
 
 def build_text_prior(config, dataset) -> TextPrior | None:
