@@ -22,11 +22,6 @@ _PLUGIN_MODELS = {
 }
 
 
-def plugin_model_names() -> tuple[str, ...]:
-    """Names of the models this plugin adds to RecBole."""
-    return tuple(_PLUGIN_MODELS)
-
-
 def get_model(name: str) -> type:
     """Class of model ``name``, a plugin model or any RecBole model."""
     if name in _PLUGIN_MODELS:
