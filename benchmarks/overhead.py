@@ -11,8 +11,9 @@ not counted), and times bare prefix-mode epochs against all-position epochs. Wit
 ``--length-repeats`` it also times bare training epochs and evaluations at
 ``MAX_ITEM_LIST_LENGTH`` 20 and 50 (batches of similar length, cut to their longest sequence) and
 at 50 with RecBole's random batches (``length_bucket_pool: 0``). Extra ``--key=value`` flags are
-config overrides shared by every model. With ``--profile`` a torch profiler table of one FAERec
-training epoch is printed first. With ``--flop-batches N`` the multiply-adds of a training step
+config overrides shared by every model. With ``--profile`` one training epoch of each model runs
+under the torch profiler first, and the operators that take the most extra self time in FAERec's
+epoch are printed with both times. With ``--flop-batches N`` the multiply-adds of a training step
 (forward and backward, counted by torch's ``FlopCounterMode`` over the first N batches) of both
 models are printed with their ratio, the ceiling the wall-clock ratio cannot beat when both run
 their products at the same speed. The text prior (``text_prior``) is timed too: its fit on the
@@ -106,11 +107,23 @@ def interleave(tasks: dict[str, Callable[[], float]], repeats: int) -> dict[str,
     return times
 
 
-def profile_epoch(setup: Setup, rows: int = 20) -> str:
-    """Torch profiler table (self CPU time) of one training epoch."""
+def epoch_op_times(setup: Setup) -> dict[str, float]:
+    """Self CPU milliseconds of each operator over one training epoch (torch profiler)."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         setup.train_epoch()
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    return {event.key: event.self_cpu_time_total / 1000 for event in prof.key_averages()}
+
+
+def op_time_table(bare: dict[str, float], faerec: dict[str, float], rows: int = 25) -> str:
+    """The operators with the most extra self time in FAERec's epoch over the bare one's."""
+    names = sorted(set(bare) | set(faerec), key=lambda n: bare.get(n, 0.0) - faerec.get(n, 0.0))
+    lines = [f"{'operator':48s} {'bare ms':>9s} {'FAERec ms':>10s} {'extra ms':>9s}"]
+    for name in names[:rows]:
+        b, f = bare.get(name, 0.0), faerec.get(name, 0.0)
+        lines.append(f"{name[:48]:48s} {b:9.1f} {f:10.1f} {f - b:9.1f}")
+    b, f = sum(bare.values()), sum(faerec.values())
+    lines.append(f"{'all operators':48s} {b:9.1f} {f:10.1f} {f - b:9.1f}")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -125,7 +138,9 @@ def main() -> None:
     parser.add_argument(
         "--length-repeats", type=int, default=1, help="length 20 vs 50 rounds to time (0: skip)"
     )
-    parser.add_argument("--profile", action="store_true", help="profile one FAERec epoch first")
+    parser.add_argument(
+        "--profile", action="store_true", help="per-operator times of one epoch of each model first"
+    )
     parser.add_argument(
         "--flop-batches", type=int, default=20, help="batches to count step multiply-adds (0: skip)"
     )
@@ -144,7 +159,7 @@ def main() -> None:
     faerec = Setup(args.backbone, args.dataset, common, base=False)
     prior_fit = faerec.fit_text_prior()
     if args.profile:
-        print(profile_epoch(faerec))
+        print(op_time_table(epoch_op_times(bare), epoch_op_times(faerec)))
     if args.flop_batches > 0:
         bare_macs = bare.step_multiply_adds(args.flop_batches)
         faerec_macs = faerec.step_multiply_adds(args.flop_batches)
