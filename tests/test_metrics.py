@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from recbole.config import Config, configurator
-from recbole.evaluator import Evaluator
+from recbole.evaluator import Collector, Evaluator
 from recbole.evaluator import evaluator as recbole_evaluator
 from recbole.evaluator import register as recbole_register
 from recbole.utils import calculate_valid_score
@@ -221,6 +221,32 @@ def test_collector_resets_targets_and_rejects_multiple_positives(make_config):
         collector.eval_batch_collect(
             scores_for(RANKINGS[:2]), None, torch.tensor([0, 0]), torch.tensor([1, 2])
         )
+
+
+def test_topk_entries_equal_recboles_with_several_positives_per_row(make_config):
+    """One topk call and hits from the positives give RecBole's own entries, to the last bit,
+    with rows of several positives, a repeated positive and rows without any; the entries the
+    collector leaves to RecBole (``rec.meanrank``, for GAUC) are still collected."""
+    config = make_config(metrics=["Hit", "NDCG", "MRR", "ItemCoverage", "GAUC"], topk=[1, 3, 5])
+    scores = torch.randn(9, NUM_ITEMS, generator=torch.Generator().manual_seed(0))
+    batches = [  # (score rows, positive_u numbered within the batch, positive_i)
+        (scores[:5], [0, 0, 1, 2, 2, 2, 4], [1, 3, 6, 2, 2, 5, 4]),
+        (scores[5:], [0, 2, 3, 3], [1, 6, 3, 1]),
+    ]
+    dataset = SimpleNamespace(num=lambda field: NUM_ITEMS, item_counter=TRAIN_COUNTS)
+    structs = []
+    for collector in (TailAwareCollector(config), Collector(config)):
+        collector.data_collect(SimpleNamespace(dataset=dataset))
+        for batch_scores, rows, items in batches:
+            collector.eval_batch_collect(
+                batch_scores, None, torch.tensor(rows), torch.tensor(items)
+            )
+        structs.append(collector.data_struct)
+    ours, recbole = structs
+    for key in ("rec.items", "rec.topk", "rec.meanrank"):
+        assert ours[key].dtype == recbole[key].dtype, key
+        assert torch.equal(ours[key], recbole[key]), key
+    assert ours["rec.topk"][:, -1].tolist() == [2, 1, 2, 0, 1, 1, 0, 1, 2]
 
 
 def test_plain_collector_error_is_explicit(make_config):
