@@ -84,11 +84,11 @@ class TailAwareCollector(Collector):
     ) -> None:
         """Collect RecBole's entries for one batch, plus ``rec.target``."""
         needs_items, needs_topk = (self.register.need(key) for key in _TOPK_KEYS)
-        missing = max(self.topk) - scores_tensor.shape[-1]
-        if (needs_items or needs_topk) and scores_tensor.dim() == 2 and missing > 0:
-            pad = scores_tensor.new_full((scores_tensor.shape[0], missing), -math.inf)
-            scores_tensor = torch.cat((scores_tensor, pad), dim=1)
         if needs_items or needs_topk:
+            missing = max(self.topk) - scores_tensor.shape[-1]
+            if scores_tensor.dim() == 2 and missing > 0:
+                pad = scores_tensor.new_full((scores_tensor.shape[0], missing), -math.inf)
+                scores_tensor = torch.cat((scores_tensor, pad), dim=1)
             _, topk_idx = torch.topk(scores_tensor, max(self.topk), dim=-1)
             if needs_items:
                 self.data_struct.update_tensor("rec.items", topk_idx)

@@ -68,6 +68,7 @@ def render_results(root: Path, folder: str) -> str:
     report = load_json(root / folder / "results.json")
     k = report.get("k", 10)
     keys, titles = metric_columns(k)
+    title_of = dict(zip(keys, titles, strict=True))
     backbones = report.get("backbones") or list(report["metrics"])
     rows, ratios = [], []
     for backbone in backbones:
@@ -92,13 +93,13 @@ def render_results(root: Path, folder: str) -> str:
         markdown_table(["Backbone", "Model", *titles], rows),
     ]
     if ratios:
-        title = dict(zip(keys, titles, strict=True))[f"{RATIO_METRIC}@{k}"]
+        title = title_of[f"{RATIO_METRIC}@{k}"]
         parts = ratios if len(backbones) > 1 else ratios[0]
         lines += ["", f"{title} over the bare backbone: {'; '.join(parts)}."]
     ablation_keys = [f"ndcg@{k}", f"{RATIO_METRIC}@{k}"]
     table3 = ablation_rows(report["metrics"], ablation_keys, ablation_keys)
     if table3:
-        value_titles = [dict(zip(keys, titles, strict=True))[key] for key in ablation_keys]
+        value_titles = [title_of[key] for key in ablation_keys]
         lines += [
             "",
             "Table 3, FAERec with one part switched off (relative changes against FAERec):",
