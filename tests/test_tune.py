@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -189,8 +190,11 @@ def test_local_sweep_writes_table_best_config_and_plot(run_dir, sweep_overrides,
         )
 
 
-def test_failed_trial_is_marked_and_sweep_resumes(run_dir, sweep_overrides, ray_cleanup):
-    space = _space(run_dir, {"tau": {"grid": [0.05, -1.0]}})
+def test_failed_trial_is_marked_and_resume_runs_it_again(
+    run_dir, sweep_overrides, llm_table, ray_cleanup
+):
+    missing = run_dir / "later.npz"
+    space = _space(run_dir, {"llm_embedding_file": {"grid": [llm_table, str(missing)]}})
     kwargs = {
         "overrides": sweep_overrides,
         "num_cpus": 2,
@@ -199,18 +203,17 @@ def test_failed_trial_is_marked_and_sweep_resumes(run_dir, sweep_overrides, ray_
         "test_best": False,
     }
     outcome = run_sweep(space, "SASRec", "amazon-beauty-sample", **kwargs)
-    table = outcome["table"].set_index("tau")
-    assert table.loc[0.05, "status"] == "completed"
-    assert (
-        table.loc[-1.0, "status"] == "failed"
-        and "ConfigError: tau: -1.0 is invalid" in table.loc[-1.0, "error"]
-    )
-    assert outcome["best_params"] == {"tau": 0.05}
+    table = outcome["table"].set_index("llm_embedding_file")
+    assert table.loc[llm_table, "status"] == "completed"
+    assert table.loc[str(missing), "status"] == "failed"
+    assert "llm_embedding_file" in table.loc[str(missing), "error"]
+    assert outcome["best_params"] == {"llm_embedding_file": llm_table}
     with pytest.raises(FileExistsError, match="--resume"):
         run_sweep(space, "SASRec", "amazon-beauty-sample", **kwargs)
+    shutil.copyfile(llm_table, missing)  # what failed the trial is mended: resume reruns it
     resumed = run_sweep(space, "SASRec", "amazon-beauty-sample", resume=True, **kwargs)
     assert resumed["experiment_dir"] == outcome["experiment_dir"]
-    assert list(resumed["table"]["status"]) == ["completed", "failed"]
+    assert list(resumed["table"]["status"]) == ["completed", "completed"]
 
 
 def test_tail_hit_is_read_at_the_first_best_evaluation():

@@ -145,7 +145,8 @@ def run_sweep(
         )
     with ray_session(ray_address, num_cpus):
         if resume:
-            tuner = tune.Tuner.restore(str(exp_dir), _trainable(spec), resume_errored=False)
+            # A failed trial starts again: it may have died with its worker, not of its settings.
+            tuner = tune.Tuner.restore(str(exp_dir), _trainable(spec), restart_errored=True)
         else:
             tuner = tune.Tuner(
                 _trainable(spec),
