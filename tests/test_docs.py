@@ -63,12 +63,36 @@ def test_readme_results_are_the_committed_reports():
         every = {(b, v) for b in report["backbones"] for v in table2_variants}
         assert checked == every, f"{folder}: rows {checked} for the variants {every}"
         ablations = {(b, v) for b in report["backbones"] for v in report["variants"]} - every
-        ablation_rows = {(row[0], row[1]) for row in _rows(table3)[2:]}
-        assert ablation_rows == {(b, variant_label(b, v)) for b, v in ablations} | (
-            {(b, "FAERec") for b, _ in ablations}
-        ), folder
+        _check_table3(report, table3, ablations)
     domains = {name for name in BUNDLED_DATASETS if not name.endswith("-sample")}
     assert datasets == domains, "one results table per bundled domain"
+
+
+def _check_table3(report: dict, body: str, ablations: set[tuple[str, str]]) -> None:
+    """The README's Table 3: a row per variant, two columns per backbone with ablations, each
+    cell the report's value and, for an ablation, its change against FAERec in brackets."""
+    if not ablations:
+        assert not body
+        return
+    header, _, *rows = _rows(body)
+    backbones = sorted({b for b, _ in ablations}, key=report["backbones"].index)
+    assert header[1:] == [f"{b} {t}" for b in backbones for t in ("N@10", "Tail H@10")]
+    labels = [row[0] for row in rows]
+    assert labels[0] == "FAERec"
+    assert set(labels[1:]) == {variant_label("", v) for _, v in ablations}
+    for label, *cells in rows:
+        variant = "faerec" if label == "FAERec" else label.removeprefix("FAERec ")
+        for i, cell in enumerate(cells):
+            backbone, key = backbones[i // 2], ("ndcg@10", "tailhit@10")[i % 2]
+            result = report["metrics"][backbone].get(variant)
+            if result is None:
+                assert cell == "-"
+                continue
+            value, reference = result[key], report["metrics"][backbone]["faerec"][key]
+            expected = f"{value:.4f}"
+            if variant != "faerec":
+                expected += f" ({100 * (value - reference) / reference:+.1f}%)"
+            assert cell == expected, (label, backbone, key)
 
 
 def test_seed_figures_are_the_committed_ones():
@@ -155,7 +179,7 @@ def test_a_changed_figure_makes_its_block_stale():
     assert stale_blocks(text, ROOT) == []
     changed = text.replace("| 0.0631 |", "| 0.0632 |", 1)
     assert changed != text
-    assert stale_blocks(changed, ROOT) == ["results reports/amazon-beauty-SASRec"]
+    assert stale_blocks(changed, ROOT) == ["results reports/amazon-beauty-SASRec_FMLPRec_LRURec"]
     assert render_document(changed, ROOT) == text
 
 
@@ -235,11 +259,14 @@ def test_results_tables_follow_the_variants_a_report_lists(tmp_path):
 
 
 def test_results_block_puts_the_ablations_in_their_own_table(tmp_path):
-    scores = {"base": 0.01, "faerec": 0.02, "w/o AGF": 0.015}
+    scores = {"base": 0.01, "faerec": 0.02, "w/o AGF": 0.015, "w/o PG": 0.021}
     report = {
         "k": 10,
         "variants": list(scores),
         "metrics": {"SASRec": {v: {"ndcg@10": n, "tailhit@10": 2 * n} for v, n in scores.items()}},
+    }
+    report["metrics"]["LRURec"] = {
+        v: {"ndcg@10": n, "tailhit@10": n} for v, n in scores.items() if v != "w/o PG"
     }
     (tmp_path / "reports" / "abl").mkdir(parents=True)
     (tmp_path / "reports" / "abl" / "results.json").write_text(json.dumps(report))
@@ -247,8 +274,25 @@ def test_results_block_puts_the_ablations_in_their_own_table(tmp_path):
     body = blocks(render_document(text, tmp_path))[0][2]
     table2, table3 = body.split("Table 3")
     assert "w/o AGF" not in table2 and "FAERec 2.00x." in table2
-    assert "| SASRec | FAERec | 0.0200 | 0.0400 | - | - |" in table3
-    assert "| SASRec | FAERec w/o AGF | 0.0150 | 0.0300 | -25.00% | -25.00% |" in table3
+    header, _, *rows = _rows(table3)
+    assert header == [
+        "Model",
+        "SASRec N@10",
+        "SASRec Tail H@10",
+        "LRURec N@10",
+        "LRURec Tail H@10",
+    ]
+    assert rows == [
+        ["FAERec", "0.0200", "0.0400", "0.0200", "0.0200"],
+        [
+            "FAERec w/o AGF",
+            "0.0150 (-25.0%)",
+            "0.0300 (-25.0%)",
+            "0.0150 (-25.0%)",
+            "0.0150 (-25.0%)",
+        ],
+        ["FAERec w/o PG", "0.0210 (+5.0%)", "0.0420 (+5.0%)", "-", "-"],
+    ]
 
 
 def test_results_ratios_name_their_backbone_when_a_report_has_several(tmp_path):

@@ -22,7 +22,7 @@ from recbole_faerec.report.seeds import SEED_METRICS
 from recbole_faerec.report.tables import (
     BASE,
     TABLE2_VARIANTS,
-    ablation_rows,
+    ablation_grid,
     markdown_table,
     metric_value,
     value_cell,
@@ -97,17 +97,15 @@ def render_results(root: Path, folder: str) -> str:
         parts = ratios if len(backbones) > 1 else ratios[0]
         lines += ["", f"{title} over the bare backbone: {'; '.join(parts)}."]
     ablation_keys = [f"ndcg@{k}", f"{RATIO_METRIC}@{k}"]
-    table3 = ablation_rows(report["metrics"], ablation_keys, ablation_keys)
-    if table3:
-        value_titles = [title_of[key] for key in ablation_keys]
+    header, table3 = ablation_grid(
+        report["metrics"], ablation_keys, [title_of[key] for key in ablation_keys]
+    )
+    if len(header) > 1:
         lines += [
             "",
-            "Table 3, FAERec with one part switched off (relative changes against FAERec):",
+            "Table 3, FAERec with one part switched off (in brackets, the change against FAERec):",
             "",
-            markdown_table(
-                ["Backbone", "Model", *value_titles, *(f"{t} vs FAERec" for t in value_titles)],
-                table3,
-            ),
+            markdown_table(header, table3, text_columns=1),
         ]
     if report.get("command"):
         lines += ["", f"Command: `{report['command']}`"]

@@ -60,9 +60,11 @@ def variant_label(backbone: str, variant: str) -> str:
     return labels.get(variant, f"FAERec {variant}")
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """GitHub markdown table, first two columns left-aligned, the rest right-aligned."""
-    align = [":--" if i < 2 else "--:" for i in range(len(header))]
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 2
+) -> str:
+    """GitHub markdown table, the first ``text_columns`` left-aligned, the rest right-aligned."""
+    align = [":--" if i < text_columns else "--:" for i in range(len(header))]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -128,6 +130,36 @@ def ablation_rows(
                 ]
             )
     return rows
+
+
+def ablation_grid(
+    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    keys: Sequence[str],
+    titles: Sequence[str],
+) -> tuple[list[str], list[list[str]]]:
+    """Table 3 in the paper's layout, ``(header, rows)``: a row per variant (FAERec, then each
+    ablation), per backbone with ablations a column per key (titled ``"<backbone> <title>"``);
+    an ablation's cells add its relative change against FAERec in brackets."""
+    backbones = [b for b, variants in metrics.items() if set(variants) - set(TABLE2_VARIANTS)]
+    variants = [FAEREC]
+    for backbone in backbones:
+        variants += [v for v in metrics[backbone] if v not in (*TABLE2_VARIANTS, *variants)]
+    header = ["Model", *(f"{b} {title}" for b in backbones for title in titles)]
+    rows = []
+    for variant in variants:
+        cells = []
+        for backbone in backbones:
+            result = metrics[backbone].get(variant)
+            reference = metrics[backbone].get(FAEREC, {})
+            for key in keys:
+                value = None if result is None else metric_value(result, key)
+                cell = value_cell(value)
+                change = relative_improvement(metric_value(reference, key), value)
+                if variant != FAEREC and change is not None:
+                    cell += f" ({change:+.1f}%)"
+                cells.append(cell)
+        rows.append([variant_label("", variant), *cells])
+    return header, rows
 
 
 def group_labels_of(metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], k: int) -> list[str]:
