@@ -99,6 +99,11 @@ def table2_metrics(
     }
 
 
+def ablation_variants(variants: Mapping[str, Any]) -> list[str]:
+    """The Table 3 variants among ``variants`` (FAERec with one switch off), in order."""
+    return [v for v in variants if v not in TABLE2_VARIANTS]
+
+
 def ablation_rows(
     metrics: Mapping[str, Mapping[str, Mapping[str, Any]]],
     keys: Sequence[str],
@@ -109,7 +114,7 @@ def ablation_rows(
     FAERec's own row)."""
     rows = []
     for backbone, variants in metrics.items():
-        ablations = [v for v in variants if v not in TABLE2_VARIANTS]
+        ablations = ablation_variants(variants)
         if not ablations:
             continue
         reference = variants.get(FAEREC, {})
@@ -140,17 +145,16 @@ def ablation_grid(
     """Table 3 in the paper's layout, ``(header, rows)``: a row per variant (FAERec, then each
     ablation), per backbone with ablations a column per key (titled ``"<backbone> <title>"``);
     an ablation's cells add its relative change against FAERec in brackets."""
-    backbones = [b for b, variants in metrics.items() if set(variants) - set(TABLE2_VARIANTS)]
+    backbones = [b for b, variants in metrics.items() if ablation_variants(variants)]
     variants = [FAEREC]
     for backbone in backbones:
-        variants += [v for v in metrics[backbone] if v not in (*TABLE2_VARIANTS, *variants)]
+        variants += [v for v in ablation_variants(metrics[backbone]) if v not in variants]
     header = ["Model", *(f"{b} {title}" for b in backbones for title in titles)]
     rows = []
     for variant in variants:
         cells = []
         for backbone in backbones:
-            result = metrics[backbone].get(variant)
-            reference = metrics[backbone].get(FAEREC, {})
+            result, reference = metrics[backbone].get(variant), metrics[backbone].get(FAEREC, {})
             for key in keys:
                 value = None if result is None else metric_value(result, key)
                 cell = value_cell(value)
