@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,16 +14,24 @@ import pytest
 import torch
 from conftest import SAMPLE
 
+from recbole_faerec.config import split_config_files
+from recbole_faerec.docs import ROOT
+from recbole_faerec.io import parse_overrides
 from recbole_faerec.report import (
     ABLATIONS,
     build_parser,
     format_report_markdown,
     main,
+    method_variants,
     parse_seeds,
     relative_improvement,
+    report_command,
     run_report,
     run_seed_reports,
     summarise_seeds,
+    validation_pick,
+    validation_pick_text,
+    variant_label,
 )
 from recbole_faerec.report import runner as report_runner
 
@@ -80,9 +90,8 @@ def test_markdown_tables_from_hand_made_results():
     )
     assert "| SASRec | SASRec | 0.2000 | 0.1000 | 0.0400 | 0.0200 | 0.3000 | 0.1500 |" in lines
     assert "| SASRec | FAERec | 0.3000 | 0.1500 | 0.0600 | 0.0300 | 0.4500 | 0.2250 |" in lines
-    assert (
-        "| SASRec | Improv. | +50.00% | +50.00% | +50.00% | +50.00% | +50.00% | +50.00% |" in lines
-    )
+    # With the bare backbone the only baseline, Table 2's Impr. is FAERec over it.
+    assert "| SASRec | Impr. | +50.00% | +50.00% | +50.00% | +50.00% | +50.00% | +50.00% |" in lines
     assert "| Backbone | Model | Coverage@10 | TailCoverage@10 |" in text
     assert "| SASRec | Improv. | +50.00% | +50.00% |" in lines
     # Per-group H@10: the empty base group and its improvement are "-", like a missing value.
@@ -139,12 +148,17 @@ def _fake_loader(config: dict):
     return fake_load
 
 
+def _method(base: bool, method: str | None) -> str:
+    """The method a fake run was asked for: ``method``, else ``bare`` or ``faerec`` by ``base``."""
+    return method or ("bare" if base else "faerec")
+
+
 def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
     calls = []
 
-    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
-        calls.append((backbone, dict(config_dict), base))
-        scale = 1.0 if base else 1.1
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
+        calls.append((backbone, dict(config_dict), _method(base, method)))
+        scale = 1.0 if _method(base, method) == "bare" else 1.1
         prior = None
         if config_dict["text_prior"]:  # the prior's row scales the metrics by 1.2 more
             prior = {"weight": 4.0, "valid_scores": {"0": 0.1, "4": 0.2}}
@@ -166,16 +180,19 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
     report = run_report(
         "toy", ["SASRec", "GRU4Rec"], out, config_dict={"epochs": 1}, ablations=True, tsne_items=40
     )
-    assert len(calls) == 2 * (2 + len(ABLATIONS))
-    assert [base for _, _, base in calls[:2]] == [True, False]
-    assert [config_dict for _, config_dict, _ in calls[:2]] == [
+    assert len(calls) == 2 * (4 + len(ABLATIONS))
+    methods = ["bare", "llminit", "llmesr", "faerec"]
+    assert [method for _, _, method in calls[:4]] == methods  # each backbone's runs in order
+    assert [config_dict for _, config_dict, _ in calls[:4]] == [
         {"epochs": 1, "text_prior": True}
-    ] * 2
-    for (_, config_dict, _), switches in zip(calls[2:7], ABLATIONS.values(), strict=True):
+    ] * 4
+    for (_, config_dict, method), switches in zip(calls[4:9], ABLATIONS.values(), strict=True):
         assert config_dict == {"epochs": 1, **switches, "text_prior": False}
+        assert method == "faerec"  # the ablations are FAERec's only
     saved = json.loads((out / "results.json").read_text())
     assert list(saved["metrics"]) == ["SASRec", "GRU4Rec"]
-    rows = ["base", "base+prior", "faerec", "faerec+prior", *ABLATIONS]
+    rows = ["base", "base+prior", "llminit", "llminit+prior", "llmesr", "llmesr+prior"]
+    rows += ["faerec", "faerec+prior", *ABLATIONS]
     assert list(saved["metrics"]["GRU4Rec"]) == rows == saved["variants"]
     assert saved["metrics"]["SASRec"]["base"]["grouphit[1-4]@10"] == pytest.approx(0.01)
     assert saved["metrics"]["SASRec"]["base+prior"]["grouphit[1-4]@10"] == pytest.approx(0.012)
@@ -190,12 +207,17 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
     }
     assert saved["seed"] == 5 and saved["k"] == 10 and report["settings"]["SASRec"]["epochs"] == 1
     assert "--ablations" in saved["command"] and "--epochs=1" in saved["command"]
+    assert "--methods" not in saved["command"]  # all four: the command of the older reports
     text = (out / "results.md").read_text()
     assert "| GRU4Rec | FAERec w/o PG |" in text
     assert (
         "| GRU4Rec | GRU4Rec + text prior |" in text and "| GRU4Rec | FAERec + text prior |" in text
     )
-    assert text.count("| GRU4Rec | Improv. |") == 3 * 3  # after each attributed row, 3 tables
+    assert "| GRU4Rec | LLMInit + text prior |" in text and "| GRU4Rec | LLM-ESR |" in text
+    # Over the bare backbone after each attributed row: the two prior rows of Table 2 (whose
+    # FAERec row has Impr. instead), all three of the coverage and group tables.
+    assert text.count("| GRU4Rec | Improv. |") == 2 + 3 + 3
+    assert text.count("| GRU4Rec | Impr. |") == 1
     _assert_png(out / "groups.png")
     _assert_png(out / "tsne.png")
 
@@ -203,14 +225,14 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
 def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path, monkeypatch):
     calls = []
 
-    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
-        calls.append(base)
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
+        calls.append(_method(base, method))
         if len(calls) == 2:
-            raise KeyboardInterrupt  # killed during the FAERec run
+            raise KeyboardInterrupt  # killed during the LLMInit run
         model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
         model_file.touch()
         return {
-            "test_result": _result(1.0 if base else 1.1),
+            "test_result": _result(1.0 if _method(base, method) == "bare" else 1.1),
             "best_valid_result": {"ndcg@10": 0.1},
             "model_file": str(model_file),
         }
@@ -226,28 +248,30 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
     assert partial["complete"] is False and list(partial["metrics"]["SASRec"]) == ["base"]
 
     run_report("toy", ["SASRec"], out, tsne_items=40, resume=True)
-    assert calls == [True, False, False]  # the bare run was kept, only FAERec ran again
+    # the bare run was kept, only the missing ones ran
+    assert calls == ["bare", "llminit", "llminit", "llmesr", "faerec"]
     saved = json.loads((out / "results.json").read_text())
-    assert saved["complete"] is True and list(saved["metrics"]["SASRec"]) == ["base", "faerec"]
+    assert saved["complete"] is True
+    assert list(saved["metrics"]["SASRec"]) == ["base", "llminit", "llmesr", "faerec"]
     assert saved["model_files"]["SASRec"]["base"] == str(tmp_path / "SASRec-1.pth")
 
     run_report("toy", ["SASRec"], out, tsne_items=40, resume=True)
-    assert len(calls) == 3  # nothing left to run
+    assert len(calls) == 5  # nothing left to run
     run_report("toy", ["SASRec"], out, tsne_items=40, config_dict={"epochs": 2}, resume=True)
-    assert len(calls) == 5  # another command: nothing is kept
+    assert len(calls) == 9  # another command: nothing is kept
 
 
 def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeypatch):
     calls, loads = [], []
 
-    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
-        calls.append(base)
-        if len(calls) == 3:
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
+        calls.append(_method(base, method))
+        if len(calls) == 5:
             raise KeyboardInterrupt  # killed during the first ablation
         model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
         model_file.touch()
         return {
-            "test_result": _result(1.0 if base else 1.1),
+            "test_result": _result(1.0 if _method(base, method) == "bare" else 1.1),
             "best_valid_result": {"ndcg@10": 0.1},
             "model_file": str(model_file),
         }
@@ -263,24 +287,25 @@ def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeyp
     out = tmp_path / "report"
     with pytest.raises(KeyboardInterrupt):
         run_report("toy", ["SASRec"], out, tsne_items=40, ablations=True)
-    assert loads == ["SASRec-2.pth"]  # the FAERec run's views were sampled as it finished
+    assert loads == ["SASRec-4.pth"]  # the FAERec run's views were sampled as it finished
     partial = json.loads((out / "results.json").read_text())
     assert partial["settings"]["SASRec"]["seed"] == 5
     for model_file in tmp_path.glob("*.pth"):
         model_file.unlink()  # a new machine: the checkpoints are gone, the report folder is not
 
     run_report("toy", ["SASRec"], out, tsne_items=40, ablations=True, resume=True)
-    assert calls[:3] == [True, False, False] and len(calls) == 3 + len(ABLATIONS)
-    assert loads == ["SASRec-2.pth"]  # the t-SNE came from the saved views
+    assert calls[:5] == ["bare", "llminit", "llmesr", "faerec", "faerec"]
+    assert len(calls) == 5 + len(ABLATIONS)
+    assert loads == ["SASRec-4.pth"]  # the t-SNE came from the saved views
     saved = json.loads((out / "results.json").read_text())
     assert saved["complete"] is True and saved["seed"] == 5
-    assert list(saved["metrics"]["SASRec"])[:2] == ["base", "faerec"]
+    assert list(saved["metrics"]["SASRec"])[:4] == ["base", "llminit", "llmesr", "faerec"]
     _assert_png(out / "tsne.png")
 
 
 def test_rescoring_a_report_refits_the_prior_rows_and_trains_nothing(tmp_path, monkeypatch):
     def run_with_prior(model_file, weight: float, gain: float) -> dict:
-        scale = 1.0 if "base" in str(model_file) else 1.1
+        scale = 1.0 if "bare" in str(model_file) else 1.1
         return {
             "test_result": _result(scale * gain),
             "best_valid_result": {"ndcg@10": 0.1},
@@ -292,8 +317,8 @@ def test_rescoring_a_report_refits_the_prior_rows_and_trains_nothing(tmp_path, m
             "model_file": str(model_file),
         }
 
-    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
-        model_file = tmp_path / f"{backbone}-{'base' if base else 'faerec'}.pth"
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
+        model_file = tmp_path / f"{backbone}-{_method(base, method)}.pth"
         model_file.touch()
         return run_with_prior(model_file, 4.0, 1.2)
 
@@ -315,7 +340,7 @@ def test_rescoring_a_report_refits_the_prior_rows_and_trains_nothing(tmp_path, m
     walls = json.loads((out / "results.json").read_text())["wall_time_s"]
     monkeypatch.setattr(report_runner, "run_recbole_faerec", _no_training)
     run_report("toy", ["SASRec"], out, tsne_items=40, rescore=True)
-    assert rescored == ["SASRec-base.pth", "SASRec-faerec.pth"]
+    assert rescored == [f"SASRec-{m}.pth" for m in ("bare", "llminit", "llmesr", "faerec")]
     saved = json.loads((out / "results.json").read_text())
     metrics = saved["metrics"]["SASRec"]
     assert metrics["base"]["hit@10"] == pytest.approx(_result(1.0)["hit@10"])
@@ -355,9 +380,9 @@ def test_spread_over_seeds_by_hand():
 def test_a_report_per_seed_and_their_spread(tmp_path, monkeypatch):
     calls = []
 
-    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base):
-        calls.append((config_dict["seed"], base))
-        scale = (1.0 if base else 2.0) * (1 + config_dict["seed"] / 10)
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
+        calls.append((config_dict["seed"], _method(base, method)))
+        scale = (1.0 if _method(base, method) == "bare" else 2.0) * (1 + config_dict["seed"] / 10)
         model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
         model_file.touch()
         return {
@@ -371,8 +396,10 @@ def test_a_report_per_seed_and_their_spread(tmp_path, monkeypatch):
     monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
     monkeypatch.setattr(report_runner, "load_data_and_model", fake_load)
     out = tmp_path / "seeds"
-    summary = run_seed_reports("toy", ["SASRec"], [1, 3], out, config_dict={"epochs": 1})
-    assert calls == [(1, True), (1, False), (3, True), (3, False)]
+    summary = run_seed_reports(
+        "toy", ["SASRec"], [1, 3], out, config_dict={"epochs": 1}, methods="faerec,bare"
+    )
+    assert calls == [(1, "bare"), (1, "faerec"), (3, "bare"), (3, "faerec")]
     for seed in (1, 3):
         saved = json.loads((out / f"seed-{seed}" / "results.json").read_text())
         assert saved["complete"] is True and f"--seed={seed}" in saved["command"]
@@ -385,8 +412,17 @@ def test_a_report_per_seed_and_their_spread(tmp_path, monkeypatch):
     assert "| 3 | FAERec / SASRec | 2.00x | 2.00x | 2.00x | 2.00x | 2.00x |" in text
     assert "| SASRec | SASRec | 0.2400 ± 0.0283 |" in text  # hit@10: 0.22 and 0.26
     assert "--seeds 1,3" in text and "--epochs=1" in written["command"]
+    assert "--methods bare,faerec" in written["command"]
 
-    run_seed_reports("toy", ["SASRec"], [1, 3], out, config_dict={"epochs": 1}, resume=True)
+    run_seed_reports(
+        "toy",
+        ["SASRec"],
+        [1, 3],
+        out,
+        config_dict={"epochs": 1},
+        methods="bare,faerec",
+        resume=True,
+    )
     assert len(calls) == 4  # every seed's runs were kept
     with pytest.raises(ValueError, match="either --seeds or --seed"):
         run_seed_reports("toy", ["SASRec"], [1], out, config_dict={"seed": 2})
@@ -423,11 +459,12 @@ def test_report_end_to_end_on_the_sample(fast_config, run_dir):
 
     saved = json.loads((out / "results.json").read_text())
     run = saved["metrics"]["SASRec"]
-    assert list(run) == ["base", "base+prior", "faerec", "faerec+prior"]
+    methods = ["base", "llminit", "llmesr", "faerec"]  # every method by default
+    assert list(run) == [row for method in methods for row in (method, f"{method}+prior")]
     for variant in run:
         for key in ("hit@10", "ndcg@10", "coverage@10"):
             assert math.isfinite(run[variant][key])
-    for variant in ("base", "faerec"):
+    for variant in methods:
         assert saved["wall_time_s"]["SASRec"][variant] > 0
         record = saved["validation"]["SASRec"][variant]
         assert set(record["text_prior_valid_scores"]) == {"0", "12"}
@@ -443,5 +480,210 @@ def test_report_end_to_end_on_the_sample(fast_config, run_dir):
     assert "`repeatable: True`, `MAX_ITEM_LIST_LENGTH: 10`" in text
     assert "| Backbone | Model | H@10 | N@10 | Tail H@10 | Tail N@10 |" in text
     assert "| SASRec | Improv. |" in text and "Coverage@10" in text
+    assert "| SASRec | Impr. |" in text and "| SASRec | LLM-ESR + text prior |" in text
+    picked = validation_pick(saved, "SASRec")["variant"]
+    assert picked in run and f"| SASRec | {variant_label('SASRec', picked)} |" in text
     _assert_png(out / "groups.png")
     _assert_png(out / "tsne.png")
+
+
+#: Hand-made Table 2 figures: FAERec's Impr. is over the best baseline of each column.
+PAPER_ROWS = {
+    "base": {"hit@10": 0.10, "ndcg@10": 0.05, "tailhit@10": 0.02},
+    "llminit": {"hit@10": 0.12, "ndcg@10": 0.04, "tailhit@10": NAN},
+    "llmesr": {"hit@10": 0.08, "ndcg@10": 0.06, "tailhit@10": 0.025},
+    "faerec": {"hit@10": 0.15, "ndcg@10": 0.045, "tailhit@10": 0.03},
+}
+
+
+def _paper_report() -> dict:
+    """Every method and its prior row, listed out of order; validation records of each run."""
+    rows = {f"{v}+prior": {k: 2 * x for k, x in r.items()} for v, r in PAPER_ROWS.items()}
+    metrics = {"faerec+prior": rows["faerec+prior"], "w/o AGF": PAPER_ROWS["base"]}
+    metrics |= {v: PAPER_ROWS[v] for v in ("faerec", "llmesr", "base", "llminit")}
+    metrics |= {v: rows[v] for v in ("llmesr+prior", "base+prior", "llminit+prior")}
+    validation = {
+        "base": {"ndcg@10": 0.040, "text_prior_weight": 4.0,
+                 "text_prior_valid_scores": {"0": 0.040, "4": 0.055, "8": 0.070}},
+        "llminit": {"ndcg@10": 0.050, "text_prior_weight": 0.0,
+                    "text_prior_valid_scores": {"0": 0.050, "4": 0.049}},
+        "llmesr": {"ndcg@10": 0.056, "text_prior_weight": 2.0,
+                   "text_prior_valid_scores": {"0": 0.056, "2": 0.060}},
+        "faerec": {"ndcg@10": 0.058},
+        "w/o AGF": {"ndcg@10": 0.09},  # an ablation is not a row to deploy
+    }  # fmt: skip
+    return {"k": 10, "metrics": {"SASRec": metrics}, "validation": {"SASRec": validation}}
+
+
+def test_table2_has_a_row_per_method_in_the_papers_order_and_faerecs_impr():
+    text = format_report_markdown(_paper_report())
+    table2 = text.split("## Overall")[1].split("## ")[0]
+    labels = [line.split(" | ")[1] for line in table2.splitlines() if line.startswith("| SASRec")]
+    assert labels == [
+        "SASRec",
+        "LLMInit",
+        "LLM-ESR",
+        "FAERec",
+        "Impr.",
+        "SASRec + text prior",
+        "Improv.",
+        "LLMInit + text prior",
+        "LLM-ESR + text prior",
+        "FAERec + text prior",
+        "Improv.",
+    ]
+    # H@10: 0.15 over LLMInit's 0.12; N@10: 0.045 over LLM-ESR's 0.06; tail H@10: 0.03 over
+    # LLM-ESR's 0.025 (LLMInit's is undefined); tail N@10 and the head: undefined.
+    assert "| SASRec | Impr. | +25.00% | -25.00% | +20.00% | - | - | - |" in table2
+    # The prior rows' improvement over the bare backbone stays: 2x -> +100%.
+    assert "| SASRec | Improv. | +100.00% | +100.00% | +100.00% | - | - | - |" in table2
+
+
+def test_impr_is_over_the_baselines_a_report_has():
+    def impr_row(variants: list[str]) -> str:
+        metrics = {"SASRec": {v: PAPER_ROWS[v] for v in variants}}
+        table2 = format_report_markdown({"k": 10, "metrics": metrics}).split("## Overall")[1]
+        return next(line for line in table2.splitlines() if "| Impr. |" in line)
+
+    assert impr_row(["base", "faerec"]).startswith("| SASRec | Impr. | +50.00% | -10.00% | +50.00%")
+    assert impr_row(["llmesr", "faerec"]).startswith("| SASRec | Impr. | +87.50% | -25.00% |")
+    assert relative_improvement(0.12, 0.15) == pytest.approx(25.0)
+    for without in (["base", "llminit", "llmesr"], ["faerec"]):  # no FAERec, or nothing to beat
+        metrics = {"SASRec": {v: PAPER_ROWS[v] for v in without}}
+        assert "Impr." not in format_report_markdown({"k": 10, "metrics": metrics}).split("## ")[2]
+
+
+def test_validation_picks_the_best_row_with_or_without_the_prior():
+    report = _paper_report()
+    # base + text prior at its weight 4: 0.055, below LLM-ESR + prior's 0.060 and FAERec's 0.058
+    # (the 0.070 of weight 8 is not the weight validation chose; the ablation is not a row).
+    pick = validation_pick(report, "SASRec")
+    assert pick["variant"] == "llmesr+prior" and pick["valid"] == pytest.approx(0.060)
+    assert pick["test"] == pytest.approx(0.12) and pick["ratio"] == pytest.approx(0.12 / 0.05)
+    text = format_report_markdown(report)
+    assert "| SASRec | LLM-ESR + text prior | 0.0600 | 0.1200 | 2.40x |" in text
+    assert validation_pick_text("SASRec", pick) == (
+        "LLM-ESR + text prior (validation N@10 0.0600; its test N@10 0.1200, "
+        "2.40x the bare backbone's)"
+    )
+    report["validation"]["SASRec"]["base"]["text_prior_weight"] = 8  # as an int, key "8"
+    assert validation_pick(report, "SASRec")["variant"] == "base+prior"
+    # A tie goes to the row listed first: the model alone (a prior weight of 0 is the model).
+    report["validation"]["SASRec"] = {"llminit": report["validation"]["SASRec"]["llminit"]}
+    assert validation_pick(report, "SASRec")["variant"] == "llminit"
+    assert validation_pick({"metrics": report["metrics"]}, "SASRec") is None
+
+
+def _method_fake(calls: list, tmp_path: Path):
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
+        calls.append((backbone, _method(base, method)))
+        model_file = tmp_path / f"{backbone}-{_method(base, method)}.pth"
+        model_file.touch()
+        return {
+            "test_result": _result(1.2),
+            "best_valid_result": {"ndcg@10": 0.1},
+            "text_prior": {
+                "weight": 4.0,
+                "valid_scores": {"0": 0.1, "4": 0.2},
+                "test_result_without": _result(1.0),
+            },
+            "model_file": str(model_file),
+        }
+
+    return fake_run
+
+
+def test_a_report_restricted_with_methods_trains_only_those(tmp_path, monkeypatch, capsys):
+    calls, loads = [], []
+    fake_load = _fake_loader({"seed": 5, "topk": [10], "head_ratio": 0.2})
+    monkeypatch.setattr(report_runner, "run_recbole_faerec", _method_fake(calls, tmp_path))
+    monkeypatch.setattr(
+        report_runner, "load_data_and_model", lambda f: loads.append(f) or fake_load(f)
+    )
+    out = tmp_path / "two"
+    argv = ["-d", "toy", "-m", "SASRec,GRU4Rec", "--out", str(out), "--tsne-items", "40"]
+    assert main([*argv, "--methods", "llmesr, bare"]) == 0
+    assert calls == [(b, m) for b in ("SASRec", "GRU4Rec") for m in ("bare", "llmesr")]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["variants"] == ["base", "base+prior", "llmesr", "llmesr+prior"]
+    assert saved["command"].endswith("--methods bare,llmesr --tsne-items 40")
+    # Without FAERec: the settings come from the first run's checkpoint, and there is no t-SNE.
+    assert loads == [str(tmp_path / f"{b}-bare.pth") for b in ("SASRec", "GRU4Rec")]
+    assert saved["settings"]["SASRec"]["seed"] == 5 and not (out / "tsne.png").exists()
+    assert "| SASRec | Impr. |" not in (out / "results.md").read_text()
+    assert main([*argv, "--methods", "llmesr,bare", "--resume"]) == 0
+    assert len(calls) == 4  # the same command, in another order: every run kept
+
+    assert main([*argv, "--methods", "faerec", "--out", str(tmp_path / "one")]) == 0
+    assert calls[4:] == [("SASRec", "faerec"), ("GRU4Rec", "faerec")]
+    assert (tmp_path / "one" / "tsne.png").exists()
+    capsys.readouterr()
+    assert main([*argv, "--methods", "bare,llmesr", "--ablations"]) == 2
+    assert "fix: add faerec to --methods" in capsys.readouterr().err
+    assert main([*argv, "--methods", "bare,sasrec"]) == 2
+    assert "--methods: 'bare,sasrec' names 'sasrec'" in capsys.readouterr().err
+    assert len(calls) == 6
+
+
+def test_method_names_and_the_command_of_every_method():
+    assert method_variants(None) == ["base", "llminit", "llmesr", "faerec"]
+    assert method_variants("faerec, bare") == ["base", "faerec"]
+    assert method_variants(["llminit"]) == ["llminit"]
+    for bad in ("", "base", "bare,,x"):
+        with pytest.raises(ValueError, match="--methods"):
+            method_variants(bad)
+    args = ("toy", ["SASRec"], Path("out"), None, {}, False, 10)
+    assert "--methods" not in report_command(*args)
+    assert "--methods" not in report_command(*args, method_variants("bare,llminit,llmesr,faerec"))
+    assert "--methods llminit,faerec --tsne-items" in report_command(
+        *args, method_variants("faerec,llminit")
+    )
+
+
+COMMITTED = sorted(
+    path for path in (ROOT / "reports").glob("*/results.json") if "command" in path.read_text()
+)
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda path: path.parent.name)
+def test_the_committed_reports_keep_their_command_with_the_default_methods(path):
+    """A committed report resumes only if the command of the same arguments is its command."""
+    command = json.loads(path.read_text(encoding="utf-8"))["command"]
+    args, extra = build_parser().parse_known_args(shlex.split(command)[3:])
+    assert args.methods is None
+    overrides = parse_overrides(extra, literal=False)
+    config_files = split_config_files(args.config_files)
+    backbones = args.model.split(",")
+    again = report_command(
+        args.dataset, backbones, Path(args.out), config_files, overrides, args.ablations,
+        args.tsne_items, method_variants(args.methods),
+    )  # fmt: skip
+    assert again == command
+
+
+def test_resuming_the_committed_beauty_report_trains_only_the_llm_baselines(tmp_path, monkeypatch):
+    folder = "reports/amazon-beauty-SASRec_FMLPRec_LRURec"
+    committed = json.loads((ROOT / folder / "results.json").read_text(encoding="utf-8"))
+    shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    monkeypatch.setattr(report_runner, "run_recbole_faerec", _method_fake(calls, tmp_path))
+    monkeypatch.setattr(report_runner, "load_data_and_model", _no_training)
+    monkeypatch.setattr(report_runner, "plot_tsne", lambda views, path, seed: path)
+    assert main([*shlex.split(committed["command"])[3:], "--resume"]) == 0
+    backbones = ["SASRec", "FMLPRec", "LRURec"]
+    assert calls == [(b, m) for b in backbones for m in ("llminit", "llmesr")]
+    saved = json.loads((tmp_path / folder / "results.json").read_text(encoding="utf-8"))
+    assert saved["command"] == committed["command"] and saved["complete"] is True
+    for backbone in backbones:
+        rows = saved["metrics"][backbone]
+        assert list(rows) == [
+            "base", "base+prior", "llminit", "llminit+prior", "llmesr", "llmesr+prior",
+            "faerec", "faerec+prior", *ABLATIONS,
+        ]  # fmt: skip
+        for variant, result in committed["metrics"][backbone].items():
+            assert rows[variant] == result, (backbone, variant)
+            assert saved["validation"][backbone].get(variant) == (
+                committed["validation"][backbone].get(variant)
+            )
+        assert saved["settings"][backbone] == committed["settings"][backbone]

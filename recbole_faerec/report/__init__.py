@@ -1,12 +1,17 @@
-"""Paper-style report: bare backbone vs FAERec (and ablations), same seed and settings.
+"""Paper-style report: the bare backbone, LLMInit, LLM-ESR and FAERec (and ablations), same seed
+and settings.
 
-``python -m recbole_faerec.report --dataset D --model SASRec[,FMLPRec,...] [--ablations]``
+``python -m recbole_faerec.report --dataset D --model SASRec[,FMLPRec,...] [--methods M,...]
+[--ablations]``
 
-Every backbone is trained bare (``base=True``) and wrapped by FAERec with identical settings, and,
-with ``--ablations``, once more per Table 3 switch. ``DIR`` (default ``reports/D-M``) receives:
+Every backbone is trained bare and wrapped by each chosen method (``--methods``, default all four:
+``bare,llminit,llmesr,faerec``) with identical settings, each run also scored with the text prior,
+and, with ``--ablations``, FAERec once more per Table 3 switch. ``DIR`` (default ``reports/D-M``)
+receives:
 
 * ``results.json``: one shape for one or several backbones, keyed by backbone then variant
-  (``base``, ``faerec`` and the ablation names ``w/o AGF``...)::
+  (``base``, ``llminit``, ``llmesr``, ``faerec``, each with its ``+prior`` row, and the
+  ablation names ``w/o AGF``...)::
 
       {"metrics": {"SASRec": {"base": {"hit@10": ...}, "faerec": {...}, "w/o AGF": {...}}},
        "wall_time_s": {"SASRec": {"base": 12.3, "faerec": 20.1, ...}},
@@ -17,11 +22,14 @@ with ``--ablations``, once more per Table 3 switch. ``DIR`` (default ``reports/D
 
   Metrics are the test results (keys of :mod:`recbole_faerec.metrics`); undefined values are
   ``null``.
-* ``results.md``: Table 2 layout (overall/tail/head H@K and N@K), coverage (Table 5) and
-  per-popularity-group H@K, each with a relative-improvement row; with ablations, Table 3 (FAERec
-  and each switch off, with the change against FAERec); wall times and the command.
-* ``groups.png``: per-group H@K, base vs FAERec (Figure 4).
-* ``tsne.png``: t-SNE of the ID and projected LLM embeddings of sampled items (Figure 5).
+* ``results.md``: Table 2 layout (overall/tail/head H@K and N@K, a row per method, then per method
+  + text prior, and the paper's ``Impr.`` row: FAERec over the best baseline), the row that
+  validation picks per backbone, coverage (Table 5) and per-popularity-group H@K with
+  improvement rows over the bare backbone; with ablations, Table 3 (FAERec and each switch off,
+  with the change against FAERec); wall times and the command.
+* ``groups.png``: per-group H@K of the methods (Figure 4).
+* ``tsne.png``: t-SNE of FAERec's ID and projected LLM embeddings of sampled items (Figure 5;
+  only with FAERec among the methods).
 
 With ``--seeds S1,S2,...`` the report runs once per seed (``DIR/seed-<S>/``) and ``seeds.md`` /
 ``seeds.json`` give each figure's spread over the seeds (:mod:`.seeds`).
@@ -46,21 +54,34 @@ from recbole_faerec.report.seeds import (
 )
 from recbole_faerec.report.tables import (
     BASE,
+    BEST_BASELINE_IMPROVEMENT,
     FAEREC,
     IMPROVEMENT,
+    LLMESR,
+    LLMINIT,
+    METHODS,
+    best_baseline_improvement,
     format_report_markdown,
     group_labels_of,
     markdown_table,
+    method_variants,
     relative_improvement,
+    validation_pick,
+    validation_pick_text,
     variant_label,
 )
 
 __all__ = [
     "ABLATIONS",
     "BASE",
+    "BEST_BASELINE_IMPROVEMENT",
     "FAEREC",
     "IMPROVEMENT",
+    "LLMESR",
+    "LLMINIT",
+    "METHODS",
     "PROTOCOL_KEYS",
+    "best_baseline_improvement",
     "build_parser",
     "effective_settings",
     "finished_runs",
@@ -71,6 +92,7 @@ __all__ = [
     "machine_info",
     "main",
     "markdown_table",
+    "method_variants",
     "parse_seeds",
     "plot_groups",
     "plot_sensitivity",
@@ -80,5 +102,7 @@ __all__ = [
     "run_report",
     "run_seed_reports",
     "summarise_seeds",
+    "validation_pick",
+    "validation_pick_text",
     "variant_label",
 ]

@@ -15,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The report's argument parser; other ``--key=value`` flags are config overrides."""
     parser = argparse.ArgumentParser(
         prog="python -m recbole_faerec.report",
-        description="Train the bare backbone and FAERec (and ablations) with the same seed and "
+        description="Train the bare backbone, LLMInit, LLM-ESR and FAERec (and ablations) with "
+        "the same seed and "
         "settings and write results.json, results.md, groups.png and tsne.png. Any other "
         "--key=value is a config override for every run (e.g. --epochs=5).",
         allow_abbrev=False,  # --seed=S is RecBole's key, not an abbreviation of --seeds
@@ -27,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="output folder (default reports/D-M)")
     parser.add_argument(
         "--config_files", default=None, help="space-separated yaml files (RecBole style)"
+    )
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated methods to train per backbone, each also scored with the text "
+        "prior: bare, llminit, llmesr, faerec (default all four)",
     )
     parser.add_argument(
         "--ablations", action="store_true", help="also run FAERec with each Table 3 switch off"
@@ -68,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tsne_items=args.tsne_items,
             resume=args.resume,
             rescore=args.rescore,
+            methods=args.methods,
         )
         if args.seeds is None:
             run_report(args.dataset, backbones, **options)

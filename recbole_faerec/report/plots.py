@@ -18,6 +18,8 @@ from recbole_faerec.report.tables import (
     BASE_PRIOR,
     FAEREC,
     FAEREC_PRIOR,
+    LLMESR,
+    LLMINIT,
     group_labels_of,
     metric_value,
     variant_label,
@@ -49,14 +51,15 @@ def _figure_grid(n: int, width: float, height: float):
 
 
 def plot_groups(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Grouped bars of per-group H@K of the bare backbone, FAERec and their text-prior rows, one
-    panel per backbone."""
+    """Grouped bars of per-group H@K of the bare backbone, LLMInit, LLM-ESR, FAERec and the
+    bare backbone's and FAERec's text-prior rows, one panel per backbone."""
     k, metrics = report["k"], report["metrics"]
     labels = group_labels_of(metrics, k)
     plt, fig, axes = _figure_grid(len(metrics), 5.0, 3.6)
     x = np.arange(len(labels))
     for ax, (backbone, variants) in zip(axes, metrics.items(), strict=True):
-        shown = [v for v in (BASE, BASE_PRIOR, FAEREC, FAEREC_PRIOR) if v in variants]
+        order = (BASE, BASE_PRIOR, LLMINIT, LLMESR, FAEREC, FAEREC_PRIOR)
+        shown = [v for v in order if v in variants]
         width = 0.8 / max(len(shown), 1)
         for i, variant in enumerate(shown):
             heights = [metric_value(variants[variant], f"grouphit[{g}]@{k}") for g in labels]

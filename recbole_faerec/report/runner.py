@@ -27,11 +27,13 @@ from recbole_faerec.quick_start import (
 )
 from recbole_faerec.report.plots import item_views, plot_groups, plot_tsne
 from recbole_faerec.report.tables import (
-    BASE,
-    BASE_PRIOR,
     FAEREC,
-    FAEREC_PRIOR,
+    MODEL_VARIANTS,
+    PRIOR_ROWS,
+    VALID_METRIC,
     format_report_markdown,
+    method_name,
+    method_variants,
     metric_value,
     value_cell,
 )
@@ -65,9 +67,6 @@ _SETTING_KEYS = (
 )
 
 #: The keys that name the evaluation/training protocol, recorded next to the numbers.
-#: The validation figure recorded per run (the early-stopping metric of the protocol yaml).
-VALID_METRIC = "ndcg@10"
-
 PROTOCOL_KEYS = ("repeatable", "MAX_ITEM_LIST_LENGTH", "loss_type", "train_mode", "eval_args")
 
 _SETTING_FILES = (
@@ -77,9 +76,6 @@ _SETTING_FILES = (
     "text_prior.yaml",
     "model/FAERec.yaml",
 )
-#: The runs scored with and without the text prior: each gives two rows (the prior's row re-scores
-#: the same checkpoint). Ablations are trained without it (the paper's Table 3).
-PRIOR_ROWS = {BASE: BASE_PRIOR, FAEREC: FAEREC_PRIOR}
 
 _JSON_TYPES = (str, int, float, bool, type(None), list, tuple, dict)
 
@@ -138,12 +134,17 @@ def report_command(
     overrides: Mapping[str, Any],
     ablations: bool,
     tsne_items: int,
+    methods: Sequence[str] = MODEL_VARIANTS,
 ) -> str:
-    """The command line that reproduces a report."""
+    """The command line that reproduces a report. ``methods`` (the report's variants, in
+    :data:`~.tables.MODEL_VARIANTS` order) appear as ``--methods`` only when not all four, so
+    that the reports written before the LLM baselines keep their command (and resume)."""
     args = ["python", "-m", "recbole_faerec.report", "--dataset", dataset]
     args += ["--model", ",".join(backbones), "--out", str(out)]
     if config_file_list:
         args += ["--config_files", " ".join(str(f) for f in config_file_list)]
+    if list(methods) != list(MODEL_VARIANTS):
+        args += ["--methods", ",".join(method_name(v) for v in methods)]
     if ablations:
         args.append("--ablations")
     args += ["--tsne-items", str(tsne_items)]
@@ -222,6 +223,35 @@ def faerec_views(
     return effective_settings(config, keys)
 
 
+def run_settings(model_file: str, keys: Sequence[str]) -> dict[str, Any]:
+    """The settings (``keys``) of the run saved in ``model_file``: those of a report without a
+    FAERec run, which has no item views to sample."""
+    config, *_ = load_data_and_model(model_file)
+    return effective_settings(config, keys)
+
+
+def train_run(
+    backbone: str,
+    dataset: str,
+    config_file_list: Sequence[str] | None,
+    config_dict: Mapping[str, Any],
+    variant: str,
+) -> dict[str, Any]:
+    """Train and test one run of the report: ``variant``'s method around ``backbone`` (FAERec for
+    an ablation), named by the plugin's method switch."""
+    method = method_name(variant) if variant in MODEL_VARIANTS else method_name(FAEREC)
+    return run_recbole_faerec(
+        backbone, dataset, config_file_list, dict(config_dict), saved=True, method=method
+    )
+
+
+def _run_order(rows: Mapping[str, Any], variants: Sequence[str]) -> dict[str, Any]:
+    """A backbone's rows in the order of its runs (each method's row, then its prior's), whatever
+    the order they were kept or trained in."""
+    order = [row for v in variants for row in (v, PRIOR_ROWS.get(v)) if row in rows]
+    return {row: rows[row] for row in [*order, *(r for r in rows if r not in order)]}
+
+
 def run_report(
     dataset: str,
     backbones: Sequence[str],
@@ -232,33 +262,45 @@ def run_report(
     tsne_items: int = 1000,
     resume: bool = False,
     rescore: bool = False,
+    methods: Sequence[str] | str | None = None,
 ) -> dict[str, Any]:
-    """Train every variant of every backbone, then write the report files; returns the JSON dict.
+    """Train every method (and ablation) of every backbone, then write the report files; returns
+    the JSON dict.
 
+    ``methods`` names the methods to train (``bare``, ``llminit``, ``llmesr``, ``faerec``; a
+    list or a comma-separated string; default all four), each scored with and without the text
+    prior; ``ablations`` adds FAERec with each Table 3 switch off (it needs ``faerec``).
     ``results.json`` is rewritten (atomically) after every finished run, and the t-SNE sample of
     each backbone's FAERec item views is written beside it (``item_views-<backbone>.npz``). With
     ``resume``, the runs that the same command already finished are kept instead of trained
     again, whether or not their model files are still on disk (a FAERec run needs its model file
-    or its saved views). ``rescore`` (implies ``resume``) keeps their trained weights but
-    fits their scoring again with this code (:func:`~recbole_faerec.quick_start.rescore_saved_run`:
-    the text prior of the runs that have one), so that a change to the prior reaches a report
-    without training anything.
+    or its saved views); only the missing runs are trained. ``rescore`` (implies ``resume``)
+    keeps their trained weights but fits their scoring again with this code
+    (:func:`~recbole_faerec.quick_start.rescore_saved_run`: the text prior of the runs that have
+    one), so that a change to the prior reaches a report without training anything.
     """
     backbones = list(backbones)
+    chosen = method_variants(methods)
+    if ablations and FAEREC not in chosen:
+        raise ValueError(
+            "--ablations switch parts of FAERec off; fix: add faerec to --methods or drop "
+            "--ablations."
+        )
     overrides = dict(config_dict or {})
     out_dir = Path(out or Path("reports") / f"{dataset}-{'_'.join(backbones)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     variants = {
-        BASE: {"text_prior": True},
-        FAEREC: {"text_prior": True},
+        **{variant: {"text_prior": True} for variant in chosen},
         **(
             {name: {**switches, "text_prior": False} for name, switches in ABLATIONS.items()}
             if ablations
             else {}
         ),
     }
+    # The run whose settings the report records: FAERec's (with its item views), else the first.
+    settings_variant = FAEREC if FAEREC in variants else chosen[0]
     command = report_command(
-        dataset, backbones, out_dir, config_file_list, overrides, ablations, tsne_items
+        dataset, backbones, out_dir, config_file_list, overrides, ablations, tsne_items, chosen
     )
     keys = _setting_keys(overrides)
     results_path = out_dir / "results.json"
@@ -279,8 +321,9 @@ def run_report(
                 done = files.get(backbone, {}).get(variant)
                 on_disk = bool(done) and Path(done).is_file()
                 kept = variant in metrics.get(backbone, {})
-                if variant == FAEREC and not on_disk:
-                    kept = kept and views_file.is_file() and backbone in settings
+                if variant == settings_variant and not on_disk:
+                    kept = kept and backbone in settings
+                    kept = kept and (variant != FAEREC or views_file.is_file())
                 if kept and not (rescore and variant in PRIOR_ROWS):
                     _say(f"{backbone} {variant}: kept from {results_path}")
                     progress.update()
@@ -290,16 +333,12 @@ def run_report(
                     result = rescore_saved_run(done)
                     _say(f"{backbone} {variant}: scoring fitted again on {done}")
                 else:
-                    result = run_recbole_faerec(
-                        backbone,
-                        dataset,
-                        config_file_list,
-                        {**overrides, **switches},
-                        saved=True,
-                        base=variant == BASE,
+                    result = train_run(
+                        backbone, dataset, config_file_list, {**overrides, **switches}, variant
                     )
                     walls.setdefault(backbone, {})[variant] = time.perf_counter() - start
-                metrics.setdefault(backbone, {}).update(scored_rows(variant, result))
+                rows = {**metrics.get(backbone, {}), **scored_rows(variant, result)}
+                metrics[backbone] = _run_order(rows, list(variants))
                 files.setdefault(backbone, {})[variant] = result["model_file"]
                 validation.setdefault(backbone, {})[variant] = validation_record(
                     result, VALID_METRIC
@@ -308,6 +347,8 @@ def run_report(
                     settings[backbone] = faerec_views(
                         result["model_file"], views_file, keys, tsne_items
                     )
+                elif variant == settings_variant:
+                    settings[backbone] = run_settings(result["model_file"], keys)
                 save_results_json(
                     metrics,
                     results_path,
@@ -324,12 +365,16 @@ def run_report(
                     f"test H@10 {value_cell(hit)}"
                 )
                 progress.update()
+            metrics[backbone] = _run_order(metrics[backbone], list(variants))
             progress.set_postfix_str(f"{backbone} embeddings")
-            if not (views_file.is_file() and backbone in settings):  # kept from an older report
-                settings[backbone] = faerec_views(
-                    files[backbone][FAEREC], views_file, keys, tsne_items
-                )
-            views[backbone] = load_item_views(views_file)
+            if FAEREC in variants:
+                if not (views_file.is_file() and backbone in settings):  # from an older report
+                    settings[backbone] = faerec_views(
+                        files[backbone][FAEREC], views_file, keys, tsne_items
+                    )
+                views[backbone] = load_item_views(views_file)
+            elif backbone not in settings:
+                settings[backbone] = run_settings(files[backbone][settings_variant], keys)
             progress.update()
     seed = settings[backbones[0]]["seed"]
     topk = settings[backbones[0]].get("topk") or [10]
@@ -354,7 +399,10 @@ def run_report(
     report = {"metrics": metrics, **extra}
     (out_dir / "results.md").write_text(format_report_markdown(report), encoding="utf-8")
     plot_groups(report, out_dir / "groups.png")
-    _say(f"t-SNE of {tsne_items} items per backbone")
-    plot_tsne(views, out_dir / "tsne.png", seed)
-    _say(f"wrote {out_dir}/results.json, results.md, groups.png, tsne.png")
+    written = ["results.json", "results.md", "groups.png"]
+    if views:  # FAERec's item views; a report without FAERec has none
+        _say(f"t-SNE of {tsne_items} items per backbone")
+        plot_tsne(views, out_dir / "tsne.png", seed)
+        written.append("tsne.png")
+    _say(f"wrote {', '.join(f'{out_dir}/{name}' for name in written)}")
     return report

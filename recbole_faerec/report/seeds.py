@@ -31,6 +31,7 @@ from recbole_faerec.report.runner import report_command, run_report
 from recbole_faerec.report.tables import (
     BASE,
     markdown_table,
+    method_variants,
     metric_value,
     value_cell,
     variant_label,
@@ -196,6 +197,7 @@ def run_seed_reports(
     tsne_items: int = 1000,
     resume: bool = False,
     rescore: bool = False,
+    methods: Sequence[str] | str | None = None,
 ) -> dict[str, Any]:
     """Run the report once per seed (``out/seed-<S>/``), then write ``seeds.json`` and
     ``seeds.md`` in ``out``; returns the ``seeds.json`` dict."""
@@ -203,6 +205,7 @@ def run_seed_reports(
     if "seed" in overrides:
         raise ValueError("seed: give either --seeds or --seed, not both.")
     backbones = list(backbones)
+    chosen = method_variants(methods)
     out_dir = Path(out or Path("reports") / f"{dataset}-{'_'.join(backbones)}-seeds")
     reports = {
         seed: run_report(
@@ -215,12 +218,13 @@ def run_seed_reports(
             tsne_items=tsne_items,
             resume=resume,
             rescore=rescore,
+            methods=methods,
         )
         for seed in seeds
     }
     k = next(iter(reports.values()))["k"]
     command = report_command(
-        dataset, backbones, out_dir, config_file_list, overrides, ablations, tsne_items
+        dataset, backbones, out_dir, config_file_list, overrides, ablations, tsne_items, chosen
     )
     command += " --seeds " + ",".join(str(seed) for seed in seeds)
     summary = {"seeds": list(seeds), "k": k, "command": command, **summarise_seeds(reports, k)}

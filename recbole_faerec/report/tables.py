@@ -8,15 +8,29 @@ from typing import Any
 
 from recbole_faerec.results import result_group_labels
 
-BASE, FAEREC = "base", "faerec"
-#: The rows of the same two runs scored with the text prior (:mod:`recbole_faerec.text_prior`).
-BASE_PRIOR, FAEREC_PRIOR = "base+prior", "faerec+prior"
-#: Rows that get an improvement row over the bare backbone.
+#: The report's rows of the four methods, models alone: the bare backbone, the LLM-enhanced
+#: baselines LLMInit and LLM-ESR, and FAERec (the order of the paper's Table 2).
+BASE, LLMINIT, LLMESR, FAEREC = "base", "llminit", "llmesr", "faerec"
+MODEL_VARIANTS = (BASE, LLMINIT, LLMESR, FAEREC)
+#: The methods FAERec is compared with in the ``Impr.`` row.
+BASELINES = (BASE, LLMINIT, LLMESR)
+#: ``--methods`` names (those of the plugin's method switch) -> the report's row of each.
+METHODS = {"bare": BASE, "llminit": LLMINIT, "llmesr": LLMESR, "faerec": FAEREC}
+#: The rows of the same runs scored with the text prior (:mod:`recbole_faerec.text_prior`).
+PRIOR_ROWS = {variant: f"{variant}+prior" for variant in MODEL_VARIANTS}
+BASE_PRIOR, LLMINIT_PRIOR, LLMESR_PRIOR, FAEREC_PRIOR = PRIOR_ROWS.values()
+#: Rows that get an improvement row over the bare backbone (outside Table 2, which has ``Impr.``).
 ATTRIBUTED = (BASE_PRIOR, FAEREC, FAEREC_PRIOR)
-#: The rows of Table 2; any other variant is a Table 3 ablation (FAERec with one switch off).
-TABLE2_VARIANTS = (BASE, BASE_PRIOR, FAEREC, FAEREC_PRIOR)
+#: The rows of Table 2 in its order: the models alone, then with the text prior; any other
+#: variant is a Table 3 ablation (FAERec with one switch off).
+TABLE2_VARIANTS = (*MODEL_VARIANTS, *PRIOR_ROWS.values())
+_LABELS = {LLMINIT: "LLMInit", LLMESR: "LLM-ESR", FAEREC: "FAERec"}
 
 IMPROVEMENT = "Improv."
+#: The validation figure recorded per run (the early-stopping metric of the protocol yaml).
+VALID_METRIC = "ndcg@10"
+#: The paper's row: FAERec's relative improvement over the best baseline of each column.
+BEST_BASELINE_IMPROVEMENT = "Impr."
 
 
 def _number(value: Any) -> float | None:
@@ -49,15 +63,64 @@ def _percent_cell(value: float | None) -> str:
 
 
 def variant_label(backbone: str, variant: str) -> str:
-    """Row label: the backbone's name for ``base``, ``FAERec``, ``FAERec w/o ...``, and
-    `` + text prior`` after either for the rows scored with the text prior."""
-    labels = {
-        BASE: backbone,
-        BASE_PRIOR: f"{backbone} + text prior",
-        FAEREC: "FAERec",
-        FAEREC_PRIOR: "FAERec + text prior",
-    }
-    return labels.get(variant, f"FAERec {variant}")
+    """Row label: the backbone's name for ``base``, ``LLMInit``, ``LLM-ESR``, ``FAERec``,
+    ``FAERec w/o ...``, and `` + text prior`` after a method for its row scored with the text
+    prior."""
+    for model, prior in PRIOR_ROWS.items():
+        if variant == prior:
+            return f"{variant_label(backbone, model)} + text prior"
+    if variant == BASE:
+        return backbone
+    return _LABELS.get(variant, f"FAERec {variant}")
+
+
+def method_variants(methods: str | Sequence[str] | None) -> list[str]:
+    """Method names (``"bare,faerec"`` or ``["bare", "faerec"]``) -> the report's rows of the
+    models alone (``["base", "faerec"]``), in :data:`MODEL_VARIANTS` order whatever the order
+    given; None -> all four. A clear error names ``--methods`` otherwise."""
+    if methods is None:
+        return list(MODEL_VARIANTS)
+    text = methods if isinstance(methods, str) else ",".join(methods)
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METHODS]
+    if not names or unknown:
+        raise ValueError(
+            f"--methods: {text!r} names {', '.join(map(repr, unknown)) or 'no method'}; "
+            f"fix: a comma-separated list of {', '.join(METHODS)}."
+        )
+    chosen = {METHODS[name] for name in names}
+    return [variant for variant in MODEL_VARIANTS if variant in chosen]
+
+
+def method_name(variant: str) -> str:
+    """The ``--methods`` name of a method's row (``base`` -> ``bare``)."""
+    return {v: name for name, v in METHODS.items()}[variant]
+
+
+def table2_order(variants: Sequence[str]) -> list[str]:
+    """``variants`` with the Table 2 rows in :data:`TABLE2_VARIANTS` order first, then the rest
+    (the ablations) in their own order."""
+    return [v for v in TABLE2_VARIANTS if v in variants] + [
+        v for v in variants if v not in TABLE2_VARIANTS
+    ]
+
+
+def best_baseline_improvement(
+    variants: Mapping[str, Mapping[str, Any]], keys: Sequence[str]
+) -> list[float | None] | None:
+    """Per key, FAERec's relative improvement (%) over the best of the baselines present (the
+    bare backbone, LLMInit, LLM-ESR, models alone), as the paper's ``Impr.`` row; None when
+    FAERec or every baseline is missing."""
+    baselines = [variants[v] for v in BASELINES if v in variants]
+    if FAEREC not in variants or not baselines:
+        return None
+    gains = []
+    for key in keys:
+        values = [metric_value(result, key) for result in baselines]
+        known = [value for value in values if value is not None]
+        best = max(known) if known else None
+        gains.append(relative_improvement(best, metric_value(variants[FAEREC], key)))
+    return gains
 
 
 def markdown_table(
@@ -71,16 +134,24 @@ def markdown_table(
 
 
 def _metric_rows(
-    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], keys: Sequence[str]
+    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    keys: Sequence[str],
+    paper_row: bool = False,
 ) -> list[list[str]]:
-    """Per backbone, every variant's row; after each attributed row (the text prior's and
-    FAERec's), its relative improvement over the bare backbone."""
+    """Per backbone, every variant's row in :func:`table2_order`; after each attributed row (the
+    text prior's and FAERec's), its relative improvement over the bare backbone. With
+    ``paper_row`` (Table 2), FAERec's row is followed by the paper's ``Impr.`` row instead (over
+    the best baseline; the same when the bare backbone is the only one)."""
     rows = []
     for backbone, variants in metrics.items():
-        for variant, result in variants.items():
-            values = [metric_value(result, key) for key in keys]
+        for variant in table2_order(list(variants)):
+            values = [metric_value(variants[variant], key) for key in keys]
             rows.append([backbone, variant_label(backbone, variant), *map(value_cell, values)])
-            if variant in ATTRIBUTED and BASE in variants:
+            if paper_row and variant == FAEREC:
+                gains = best_baseline_improvement(variants, keys)
+                if gains is not None:
+                    rows.append([backbone, BEST_BASELINE_IMPROVEMENT, *map(_percent_cell, gains)])
+            elif variant in ATTRIBUTED and BASE in variants:
                 gains = [
                     relative_improvement(metric_value(variants[BASE], key), value)
                     for key, value in zip(keys, values, strict=True)
@@ -166,6 +237,47 @@ def ablation_grid(
     return header, rows
 
 
+def validation_pick(
+    report: Mapping[str, Any], backbone: str, valid_metric: str = VALID_METRIC
+) -> dict[str, Any] | None:
+    """The row of ``backbone`` that validation picks: the best validation ``valid_metric`` over
+    every method's row, alone (the run's ``validation`` record) and with the text prior (its
+    validation score at the weight it chose). Returns ``{"variant", "valid", "test", "ratio"}``
+    (its test ``valid_metric`` and that over the bare backbone's), or None without validation
+    records. A tie goes to the row listed first (the model alone, then the bare backbone)."""
+    validation = report.get("validation", {}).get(backbone, {})
+    results = report["metrics"].get(backbone, {})
+    scores: dict[str, float | None] = {}
+    for model in MODEL_VARIANTS:
+        record = validation.get(model)
+        if record is not None and model in results:
+            scores[model] = _number(record.get(valid_metric))
+    for model, prior in PRIOR_ROWS.items():
+        record = validation.get(model) or {}
+        if prior in results and record.get("text_prior_weight") is not None:
+            weight = f"{float(record['text_prior_weight']):g}"
+            scores[prior] = _number(record.get("text_prior_valid_scores", {}).get(weight))
+    best = None
+    for variant, score in scores.items():
+        if score is not None and (best is None or score > scores[best]):
+            best = variant
+    if best is None:
+        return None
+    test = metric_value(results[best], valid_metric)
+    bare = metric_value(results[BASE], valid_metric) if BASE in results else None
+    ratio = None if test is None or not bare else test / bare
+    return {"variant": best, "valid": scores[best], "test": test, "ratio": ratio}
+
+
+def validation_pick_text(backbone: str, pick: Mapping[str, Any], title: str = "N@10") -> str:
+    """``"<row> (validation N@10 x; its test N@10 y, Zx the bare backbone's)"``."""
+    ratio = "" if pick["ratio"] is None else f", {pick['ratio']:.2f}x the bare backbone's"
+    return (
+        f"{variant_label(backbone, pick['variant'])} (validation {title} "
+        f"{value_cell(pick['valid'])}; its test {title} {value_cell(pick['test'])}{ratio})"
+    )
+
+
 def group_labels_of(metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], k: int) -> list[str]:
     """Popularity-group labels found at ``@k`` in any result, in order of appearance."""
     labels: list[str] = []
@@ -192,9 +304,13 @@ def format_report_markdown(report: Mapping[str, Any]) -> str:
     ]
     parts = [
         f"# FAERec report: {', '.join(metrics)} on {report.get('dataset', '?')}",
-        f"Test split, K = {k}, seed {report.get('seed', '?')}. FAERec is the paper's model; "
+        f"Test split, K = {k}, seed {report.get('seed', '?')}. FAERec is the paper's model, "
+        "LLMInit and LLM-ESR its LLM-enhanced baselines around the same backbone; "
         "`+ text prior` rows are the same checkpoints scored with the text prior (beyond the "
         "paper; its weight chosen on the validation split). "
+        f"{BEST_BASELINE_IMPROVEMENT} (Table 2, as in the paper) is FAERec's relative "
+        "improvement over the best baseline of each column (the bare backbone, LLMInit, "
+        "LLM-ESR, models alone, those the report ran); "
         f"{IMPROVEMENT} is the relative improvement of the row above over the bare backbone; "
         "`-` marks an undefined value (e.g. an empty group).",
         f"Reproduce with:\n\n```\n{report.get('command', '')}\n```",
@@ -203,9 +319,31 @@ def format_report_markdown(report: Mapping[str, Any]) -> str:
         "## Overall, tail and head accuracy (Table 2)\n\n"
         + markdown_table(
             ["Backbone", "Model", *main_header],
-            _metric_rows(table2_metrics(metrics), main_keys),
+            _metric_rows(table2_metrics(metrics), main_keys, paper_row=True),
         ),
     ]
+    picks = [(b, validation_pick(report, b)) for b in metrics]
+    pick_rows = [
+        [
+            backbone,
+            variant_label(backbone, pick["variant"]),
+            value_cell(pick["valid"]),
+            value_cell(pick["test"]),
+            "-" if pick["ratio"] is None else f"{pick['ratio']:.2f}x",
+        ]
+        for backbone, pick in picks
+        if pick is not None
+    ]
+    if pick_rows:
+        parts.append(
+            "## The row validation picks\n\n"
+            "Per backbone, the row with the best validation N@10 over every method, with and "
+            "without the text prior: the one to deploy.\n\n"
+            + markdown_table(
+                ["Backbone", "Picked", "Validation N@10", "Test N@10", "Test N@10 / bare"],
+                pick_rows,
+            )
+        )
     table3 = ablation_rows(metrics, main_keys[:4], [f"ndcg@{k}", f"tailhit@{k}"])
     if table3:
         parts.append(
