@@ -1,7 +1,8 @@
 """Tables of measured figures, rendered from the committed files that hold them.
 
 * :func:`render_results`: one report's ``results.json`` (``reports/<dataset>-<backbones>/``), one
-  row per backbone and variant the report lists, in its order;
+  row per backbone and Table 2 variant in the paper's order with its ``Impr.`` row, the ratio to
+  the bare backbone, the row validation picks and Table 3;
 * :func:`render_seeds`: a report over seeds (``seeds.json``), mean and spread per variant;
 * :func:`render_scaling`: the lines ``benchmarks/scaling.py`` printed (``key=value`` fields);
 * :func:`render_sweep`: a two-key sweep's ``trials.csv`` as grids of its validation figures.
@@ -21,10 +22,16 @@ from recbole_faerec.report.plots import grid_keys, sensitivity_grid
 from recbole_faerec.report.seeds import SEED_METRICS
 from recbole_faerec.report.tables import (
     BASE,
+    BEST_BASELINE_IMPROVEMENT,
+    FAEREC,
     TABLE2_VARIANTS,
     ablation_grid,
+    best_baseline_improvement,
     markdown_table,
     metric_value,
+    table2_order,
+    validation_pick,
+    validation_pick_text,
     value_cell,
     variant_label,
 )
@@ -47,10 +54,12 @@ def metric_columns(k: int) -> tuple[list[str], list[str]]:
 
 
 def _variants(report: Mapping[str, Any], backbone: str) -> list[str]:
-    """The Table 2 variants of ``backbone`` in the order the report lists them."""
-    found = [v for v in report["metrics"].get(backbone, {}) if v in TABLE2_VARIANTS]
-    listed = [v for v in report.get("variants", []) if v in found]
-    return listed + [v for v in found if v not in listed]
+    """The Table 2 variants of ``backbone`` in the paper's order (:data:`TABLE2_VARIANTS`)."""
+    return table2_order([v for v in report["metrics"].get(backbone, {}) if v in TABLE2_VARIANTS])
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}%"
 
 
 def _ratio(new: float | None, base: float | None) -> str:
@@ -70,13 +79,20 @@ def render_results(root: Path, folder: str) -> str:
     keys, titles = metric_columns(k)
     title_of = dict(zip(keys, titles, strict=True))
     backbones = report.get("backbones") or list(report["metrics"])
-    rows, ratios = [], []
+    rows, ratios, picks = [], [], []
     for backbone in backbones:
         variants = _variants(report, backbone)
         results = report["metrics"].get(backbone, {})
         for variant in variants:
             values = [metric_value(results[variant], key) for key in keys]
             rows.append([backbone, variant_label(backbone, variant), *map(value_cell, values)])
+            gains = best_baseline_improvement(results, keys) if variant == FAEREC else None
+            if gains is not None:
+                rows.append([backbone, BEST_BASELINE_IMPROVEMENT, *map(_percent, gains)])
+        pick = validation_pick(report, backbone)
+        if pick is not None:
+            text = validation_pick_text(backbone, pick)
+            picks.append(f"{backbone}: {text}" if len(backbones) > 1 else text)
         if BASE in results:
             key = f"{RATIO_METRIC}@{k}"
             base = metric_value(results[BASE], key)
@@ -89,13 +105,16 @@ def render_results(root: Path, folder: str) -> str:
     lines = [
         f"`{folder}/results.json`: `{report.get('dataset', '?')}`, test split, K = {k}, "
         f"seed {report.get('seed', '?')}; {_protocol(report.get('protocol', {}))}.",
-        "",
-        markdown_table(["Backbone", "Model", *titles], rows),
     ]
+    if report.get("command"):  # the same paragraph: the README keeps within its line budget
+        lines.append(f"Command: `{report['command']}`")
+    lines += ["", markdown_table(["Backbone", "Model", *titles], rows)]
     if ratios:
         title = title_of[f"{RATIO_METRIC}@{k}"]
         parts = ratios if len(backbones) > 1 else ratios[0]
         lines += ["", f"{title} over the bare backbone: {'; '.join(parts)}."]
+    if picks:  # the ratios' paragraph, if any: the README keeps within its line budget
+        lines += [*([] if ratios else [""]), f"Validation picks: {'; '.join(picks)}."]
     ablation_keys = [f"ndcg@{k}", f"{RATIO_METRIC}@{k}"]
     header, table3 = ablation_grid(
         report["metrics"], ablation_keys, [title_of[key] for key in ablation_keys]
@@ -107,8 +126,6 @@ def render_results(root: Path, folder: str) -> str:
             "",
             markdown_table(header, table3, text_columns=1),
         ]
-    if report.get("command"):
-        lines += ["", f"Command: `{report['command']}`"]
     return "\n".join(lines)
 
 
