@@ -11,9 +11,12 @@ and the Python API all get them, before any data is loaded:
   plugin's) is a number must be a number; RecBole keeps a value it cannot parse as text.
 * :func:`check_sizes`: sequence lengths, layer and batch sizes and epochs are ints >= 1
   (:func:`check_size` also checks ``nproc``, in :func:`recbole_faerec.quick_start.run`).
+* :func:`check_head_ratio` and :func:`check_data_path`: a head share in (0, 1), a data folder
+  that is not a file.
 * :func:`check_faerec_settings`: FAERec's hyperparameters are in their valid ranges (the model's
   constructor runs it too).
-* :func:`check_text_prior_settings`: the ``text_prior*`` keys, when the prior is on.
+* :func:`check_text_prior_settings`: the ``text_prior*`` keys, when the prior is on (the
+  weights must hold 0, the model alone).
 
 Each error names the key and the fix: ``<key>: <problem>; fix: <how>``.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import numbers
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from recbole_faerec.io import ConfigError, FAERecError, check_repeated_flag
@@ -147,10 +151,45 @@ def check_sizes(config, defaults: Mapping[str, Any]) -> None:
 
 
 def check_settings(config, default_files: Iterable[str]) -> None:
-    """:func:`check_numbers` and :func:`check_sizes` of a built ``config``."""
+    """:func:`check_numbers`, :func:`check_sizes`, :func:`check_head_ratio` and
+    :func:`check_data_path` of a built ``config``."""
     defaults = default_values(config, default_files)
     check_numbers(config, defaults)
     check_sizes(config, defaults)
+    check_head_ratio(config)
+    check_data_path(config)
+
+
+def check_head_ratio(config) -> None:
+    """``head_ratio``, the head's share of the items, lies strictly between 0 and 1 (at 0 or 1
+    one of head and tail is empty)."""
+    value = config["head_ratio"] if "head_ratio" in config else None
+    if value is None:
+        return
+    _check(
+        is_number(value) and 0 < value < 1,
+        "head_ratio",
+        value,
+        "a share of the items in (0, 1), e.g. 0.2",
+        "properties/metrics.yaml",
+    )
+
+
+def check_data_path(config) -> None:
+    """``data_path`` is a folder (RecBole reads ``<data_path>/<dataset>/<dataset>.inter``); a
+    path that is a file is refused before any data loads (a missing folder is fine: a bundled
+    dataset is written into it)."""
+    folder = Path(config["data_path"]).parent  # RecBole has joined the dataset's name to it
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "is a file" if path == folder else f"lies in the file {str(path)!r}"
+                raise ConfigError(
+                    f"data_path: {str(folder)!r} {where}, not a folder; fix: "
+                    "give the folder that holds <dataset>/<dataset>.inter, e.g. "
+                    "--data_path=dataset/ (the default)."
+                )
+            return
 
 
 def _check(ok: bool, key: str, value: Any, valid: str, yaml_file: str) -> None:
@@ -204,9 +243,10 @@ def check_text_prior_settings(config) -> None:
     checks = {
         "text_prior_weights": (
             isinstance(weights, list | tuple)
-            and len(weights) > 0
-            and all(is_number(w) and w >= 0 for w in weights),
-            "a non-empty list of numbers >= 0, e.g. [0, 4, 8]",
+            and all(is_number(w) and w >= 0 for w in weights)
+            and 0 in weights,
+            "a list of numbers >= 0 that holds 0 (the model alone, so validation can always "
+            "fall back to it), e.g. [0, 4, 8]",
         ),
         "text_prior_dim": (
             is_int(config["text_prior_dim"]) and config["text_prior_dim"] >= 1,

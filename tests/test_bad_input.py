@@ -76,6 +76,9 @@ PROBES = {
     "negative epochs": (["--epochs=-1"], "epochs: -1 is invalid"),
     "null size": (["--hidden_size=None"], "hidden_size: None is invalid"),
     "RecBole's own check": (["--topk=abc"], "The topk [abc] must be a integer"),
+    # issue 48
+    "head share above 1": (["--head_ratio=2"], "head_ratio: 2 is invalid"),
+    "weights without 0": (["--text_prior_weights=[4,8]"], "text_prior_weights: [4, 8] is invalid"),
 }
 FILES = {
     "NaN LLM table": _nan_table,
@@ -200,3 +203,20 @@ def test_numpy_numbers_as_a_sweep_samples_them_are_numbers(sample_data_path, run
     settings = {"data_path": str(sample_data_path), "hidden_size": np.int64(64)}
     config = build_config("SASRec", SAMPLE, config_dict={**settings, "alpha": np.float64(0.2)})
     assert config["hidden_size"] == 64
+
+
+def test_a_data_path_that_is_a_file_is_one_error_line_with_the_fix(
+    sample_data_path, run_dir, tmp_path, monkeypatch, capsys
+):
+    file = tmp_path / "not-a-folder.txt"
+    file.write_text("x\n", encoding="utf-8")
+    argv = ["--model=SASRec", f"--dataset={SAMPLE}", f"--data_path={file}"]
+    code, err = _run(monkeypatch, capsys, main, argv)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"error: data_path: {str(file)!r} is a file, not a folder; fix: give the folder that "
+        "holds <dataset>/<dataset>.inter, e.g. --data_path=dataset/ (the default)."
+    ]
+    monkeypatch.setattr("sys.argv", ["run_recbole_faerec.py"])
+    with pytest.raises(ConfigError, match=r"data_path: .* lies in the file .*; fix: give the"):
+        build_config("SASRec", SAMPLE, config_dict={"data_path": str(file / "below")})

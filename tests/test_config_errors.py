@@ -24,9 +24,18 @@ def _build(sample_data_path, **overrides):
         ({"lambda": -0.5}, r"lambda: -0\.5 is invalid; expected a number >= 0"),
         (
             {"text_prior_weights": [0, -1]},
-            r"text_prior_weights: \[0, -1\] is invalid; expected a non-empty list of numbers >= 0",
+            r"text_prior_weights: \[0, -1\] is invalid; expected a list of numbers >= 0 that "
+            r"holds 0",
         ),
         ({"text_prior_weights": []}, r"text_prior_weights: \[\] is invalid"),
+        (
+            {"text_prior_weights": [4, 8]},
+            r"text_prior_weights: \[4, 8\] is invalid; expected a list of numbers >= 0 that "
+            r"holds 0 \(the model alone.*; fix: --text_prior_weights=\.\.\.",
+        ),
+        ({"head_ratio": 2}, r"head_ratio: 2 is invalid; expected a share of the items in \(0, 1\)"),
+        ({"head_ratio": 0.0}, r"head_ratio: 0\.0 is invalid"),
+        ({"head_ratio": 1.0}, r"head_ratio: 1\.0 is invalid; .*; fix: --head_ratio=\.\.\."),
         (
             {"text_prior_shrinkage": 0.0},
             r"text_prior_shrinkage: 0\.0 is invalid; expected a number > 0",

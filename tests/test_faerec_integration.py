@@ -124,7 +124,7 @@ def _fails(*_, **__):
 @pytest.mark.parametrize("prior", [True, False], ids=["prior", "no-prior"])
 @pytest.mark.parametrize("base", [False, True], ids=["faerec", "bare"])
 def test_reloaded_checkpoint_reproduces_the_runs_test_result(fast_config, base, prior, monkeypatch):
-    settings = {**fast_config, "text_prior": prior, "text_prior_weights": [12]}
+    settings = {**fast_config, "text_prior": prior}  # the sample's validation chooses 12 of [0, 12]
     result = run_recbole_faerec("SASRec", SAMPLE, config_dict=settings, base=base)
     assert (result["text_prior"] is not None) == prior
     for name in ("fit_text_transition", "whitened_text_vectors"):
