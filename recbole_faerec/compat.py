@@ -46,7 +46,34 @@ def apply() -> None:
     import recbole.trainer.trainer as recbole_trainer
 
     recbole_trainer.DistributedDataParallel = _distributed_data_parallel
+    # RecBole's dataset code fills missing values with ``df[field].fillna(..., inplace=True)``,
+    # which pandas 2.2 answers with a FutureWarning about chained assignment on every dataset
+    # load (the fill still works on pandas 2). Exactly those are silenced: raised from RecBole's
+    # dataset module, of that category, with that message; every other warning still shows.
+    silence_recbole_dataset_warnings()
     _APPLIED = True
+
+
+#: The message of pandas' FutureWarning that RecBole's ``fillna(inplace=True)`` calls raise.
+CHAINED_ASSIGNMENT_WARNING = (
+    r"A value is trying to be set on a copy of a DataFrame or Series through chained assignment "
+    r"using an inplace method"
+)
+#: The module of RecBole that raises it.
+RECBOLE_DATASET_MODULE = r"recbole\.data\.dataset\.dataset$"
+
+
+def silence_recbole_dataset_warnings() -> None:
+    """Ignore pandas' chained-assignment FutureWarning raised inside RecBole's dataset module
+    (:data:`CHAINED_ASSIGNMENT_WARNING`), and nothing else; calling it again changes nothing."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore",
+        message=CHAINED_ASSIGNMENT_WARNING,
+        category=FutureWarning,
+        module=RECBOLE_DATASET_MODULE,
+    )
 
 
 def _distributed_data_parallel(module, device_ids=None, **kwargs):

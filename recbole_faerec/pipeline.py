@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import torch
 from recbole.utils import calculate_valid_score, init_seed
 
+from recbole_faerec.compat import silence_recbole_dataset_warnings
 from recbole_faerec.data.dataset import create_dataset, data_preparation
 from recbole_faerec.io import atomic_open
 from recbole_faerec.model.registry import model_class
@@ -36,7 +37,9 @@ class PreparedRun(NamedTuple):
 
 def load_dataset(config) -> Any:
     """Seed, then build the dataset of ``config`` (writing bundled data and the LLM table
-    cache on the way)."""
+    cache on the way). RecBole's pandas FutureWarnings of the load are silenced (the filter is
+    set at import; set again here for a caller whose ``warnings.catch_warnings`` dropped it)."""
+    silence_recbole_dataset_warnings()
     init_seed(config["seed"], config["reproducibility"])
     return create_dataset(config)
 
