@@ -75,6 +75,10 @@ def fit_scoring(trainer, train_data, valid_data, saved: bool = True) -> dict[flo
     on the training split, choose the prior's weight on the validation split and write the best
     checkpoint again with the prior, so that loading it scores exactly as this run does.
 
+    Under a process group, rank 0 alone fits the prior and broadcasts it to every rank
+    (:func:`broadcast_prior`); the weight is chosen on the validation rows of all ranks, and rank
+    0's choice is broadcast too, so every rank scores alike.
+
     Returns the validation score of every weight tried, or None when the model has no prior.
     Logs which scorer the run tests with.
     """
@@ -83,26 +87,48 @@ def fit_scoring(trainer, train_data, valid_data, saved: bool = True) -> dict[flo
     if model.text_prior is None:
         logger.info("Scorer: the model's own scores (text_prior: False)")
         return None
+    distributed = not config["single_spec"]
     if saved:
-        if not config["single_spec"]:
+        if distributed:
             torch.distributed.barrier()  # rank 0 has finished writing the best checkpoint
-        checkpoint = torch.load(trainer.saved_model_file, map_location=trainer.device)
+        checkpoint = torch.load(
+            trainer.saved_model_file, map_location=trainer.device, weights_only=False
+        )
         model.load_state_dict(checkpoint["state_dict"])
         model.load_other_parameter(checkpoint.get("other_parameter"))
-    fit_text_prior(model, config, train_data._dataset)
+    if not distributed or config["local_rank"] == 0:
+        fit_text_prior(model, config, train_data._dataset)
+    if distributed:
+        broadcast_prior(model.text_prior)
 
     def validate() -> float:
         result = trainer.evaluate(valid_data, load_best_model=False)
         return calculate_valid_score(result, trainer.valid_metric)
 
-    scores = choose_weight(model.text_prior, config["text_prior_weights"], validate)
-    if saved and (config["single_spec"] or config["local_rank"] == 0):
+    bigger = config["valid_metric_bigger"]
+    scores = choose_weight(model.text_prior, config["text_prior_weights"], validate, bigger)
+    if distributed:
+        torch.distributed.broadcast(model.text_prior.weight, src=0)
+    if saved and (not distributed or config["local_rank"] == 0):
         checkpoint["state_dict"] = model.state_dict()
         with atomic_open(trainer.saved_model_file, "wb") as handle:
             torch.save(checkpoint, handle)
-    if not config["single_spec"]:
+    if distributed:
         torch.distributed.barrier()  # the checkpoint holds the prior before any rank loads it
     weight = float(model.text_prior.weight)
     scorer = "the model's own scores" if weight == 0 else "the model's scores + text prior"
     logger.info(f"Scorer: {scorer} (text_prior weight {weight:g}, chosen on validation)")
     return scores
+
+
+def scored_validation(trainer, valid_data) -> tuple[float, dict]:
+    """``(score, result)`` of the validation split under the scorer the run tests with (after
+    :func:`fit_scoring`: the model plus its fitted text prior)."""
+    result = trainer.evaluate(valid_data, load_best_model=False)
+    return calculate_valid_score(result, trainer.valid_metric), result
+
+
+def broadcast_prior(prior) -> None:
+    """Rank 0's fitted text prior (its item vectors and transition) on every rank."""
+    for buffer in (prior.item_vectors, prior.transition):
+        torch.distributed.broadcast(buffer, src=0)

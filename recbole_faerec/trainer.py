@@ -9,7 +9,8 @@ early-stopping counters, the best validation result so far, the random states of
 and Python and the training loader's shuffling generator. :meth:`FAERecTrainer.resume_checkpoint`
 (``--resume=FILE``) restores all of it, so a run killed in epoch k and resumed continues exactly
 as if it had never stopped. RecBole's own checkpoints (the best epoch, no random states) are
-accepted too and resume RecBole's way.
+accepted too and resume RecBole's way, with the text prior that a rewritten best checkpoint holds
+switched off until training ends.
 """
 
 from __future__ import annotations
@@ -122,8 +123,21 @@ class FAERecTrainer(Trainer):
     def resume_checkpoint(self, resume_file) -> None:
         """Continue from ``resume_file``: a ``-resume.pth`` state continues exactly where the
         run stopped (random states, loader order, best result so far); a RecBole checkpoint
-        continues RecBole's way from its epoch."""
+        continues RecBole's way from its epoch.
+
+        A best checkpoint that the pipeline rewrote with a fitted text prior
+        (:func:`~recbole_faerec.pipeline.fit_scoring`) is accepted too: its prior's weight is set
+        back to 0, so that training and early stopping see the model's own scores, as the saved
+        best score does; the prior is fitted again after training. Its precision stays the
+        saved one."""
         super().resume_checkpoint(resume_file)
+        prior = getattr(self.model, "text_prior", None)
+        if prior is not None and prior.active:
+            prior.weight.zero_()
+            self.logger.info(
+                "Text prior: off while training resumes (the checkpoint held a fitted prior); it "
+                "is fitted again after training"
+            )
         checkpoint = torch.load(str(resume_file), map_location=self.device, weights_only=False)
         extra = checkpoint.get("resume")
         if extra is None:

@@ -98,3 +98,49 @@ def test_runs_started_in_the_same_second_write_different_checkpoints(
     assert first.saved_model_file != second.saved_model_file
     assert Path(first.saved_model_file).name.startswith("SASRec-")
     assert first.resume_file != second.resume_file
+
+
+def test_a_bfloat16_checkpoint_scores_as_its_run_did_where_auto_means_float32_and_resumes_without_its_prior(  # noqa: E501
+    fast_config, run_dir, monkeypatch, one_torch_thread
+):
+    from recbole.utils import calculate_valid_score
+
+    from recbole_faerec.config import build_config
+    from recbole_faerec.model import precision
+    from recbole_faerec.pipeline import prepare_run
+    from recbole_faerec.quick_start import load_data_and_model
+    from recbole_faerec.trainer import FAERecTrainer
+
+    settings = {**fast_config, "resume_state": False}
+    monkeypatch.setattr(precision, "native_bfloat16", lambda device: True)  # auto: bfloat16
+    run = run_recbole_faerec("SASRec", SAMPLE, config_dict=settings)
+    best = torch.load(run["model_file"], map_location="cpu", weights_only=False)
+    assert best["config"]["step_precision"] == "auto"
+    assert float(best["state_dict"]["text_prior.weight"]) == 12.0, "the run's prior is active"
+    assert bool(best["state_dict"]["text_prior.bfloat16_product"])
+
+    monkeypatch.setattr(precision, "native_bfloat16", lambda device: False)  # auto: float32
+    config, model, _, train, valid, test = load_data_and_model(run["model_file"])
+    assert model.text_prior.dtype == torch.bfloat16
+    trainer = FAERecTrainer(config, model)
+    trainer.eval_collector.data_collect(train)
+    assert same_metrics(trainer.evaluate(test, load_best_model=False), run["test_result"])
+
+    # --resume=<the rewritten best checkpoint>: training and early stopping see the model alone
+    config = build_config("SASRec", SAMPLE, config_dict={**settings, "epochs": 2})
+    prepared = prepare_run(config)
+    prepared.trainer.resume_checkpoint(run["model_file"])
+    prior = prepared.model.text_prior
+    assert not prior.active and prior.dtype == torch.bfloat16
+    prepared.trainer.eval_collector.data_collect(prepared.train_data)
+    valid_result = prepared.trainer.evaluate(prepared.valid_data, load_best_model=False)
+    assert calculate_valid_score(valid_result, "ndcg@10") == best["best_valid_score"]
+
+    resumed = run_recbole_faerec(
+        "SASRec", SAMPLE, config_dict={**settings, "epochs": 2, "resume": run["model_file"]}
+    )
+    config, model, _, train, _, test = load_data_and_model(resumed["model_file"])
+    assert model.text_prior.dtype == torch.bfloat16 and model.text_prior.active
+    trainer = FAERecTrainer(config, model)
+    trainer.eval_collector.data_collect(train)
+    assert same_metrics(trainer.evaluate(test, load_best_model=False), resumed["test_result"])

@@ -1,10 +1,13 @@
 """The text prior of full-sort scoring, against hand-computed values."""
 
+import logging
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from recbole_faerec.model import precision
+from recbole_faerec.text_prior.fit import choose_weight
 from recbole_faerec.text_prior.prior import (
     TextPrior,
     prior_width,
@@ -40,7 +43,7 @@ def test_everything_the_prior_scores_with_is_saved_with_the_model():
     prior.transition.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
     loaded = TextPrior(3, 2)
     loaded.load_state_dict(prior.state_dict())
-    assert set(prior.state_dict()) == {"item_vectors", "transition", "weight"}
+    assert set(prior.state_dict()) == {"item_vectors", "transition", "weight", "bfloat16_product"}
     scores, seq = torch.tensor([[0.0, 1.0, 3.0]]), torch.tensor([[1]])
     assert torch.equal(loaded(scores.clone(), seq), prior(scores.clone(), seq))
 
@@ -147,3 +150,58 @@ def test_a_low_precision_product_added_in_blocks_equals_one_block(monkeypatch):
     whole = prior(scores.clone(), seq)
     monkeypatch.setattr(precision, "CHUNK_ENTRIES", 600)  # blocks of 2 users, the last of 1
     torch.testing.assert_close(prior(scores.clone(), seq), whole, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("bigger", "chosen"), [(True, 8.0), (False, 4.0)])
+def test_the_weight_is_chosen_in_the_direction_of_valid_metric_bigger(bigger, chosen):
+    prior = TextPrior(3, 2)
+    validation = {0.0: 0.5, 4.0: 0.2, 8.0: 0.9, 12.0: 0.9}  # 12 ties 8: the smaller wins
+
+    scores = choose_weight(prior, [0, 4, 8, 12], lambda: validation[float(prior.weight)], bigger)
+    assert scores == validation
+    assert float(prior.weight) == chosen
+
+
+def _saved_bfloat16_state():
+    torch.manual_seed(4)
+    saved = _whitened_prior(torch.randn(300, 16), 0.01, weight=5.0, dtype=torch.bfloat16)
+    saved.transition.copy_(torch.linalg.qr(torch.randn(16, 16))[0])
+    return saved
+
+
+def test_a_loaded_prior_scores_in_the_precision_it_was_saved_with(caplog):
+    saved = _saved_bfloat16_state()
+    scores, seq = torch.randn(8, 300), torch.randint(1, 300, (8, 6))
+    loaded = TextPrior(300, 16, torch.float32)  # where step_precision resolves to float32
+    with caplog.at_level(logging.INFO):
+        loaded.load_state_dict(saved.state_dict())
+    assert loaded.dtype == torch.bfloat16
+    assert torch.equal(loaded(scores.clone(), seq), saved(scores.clone(), seq))
+    as_float32 = TextPrior(300, 16, torch.float32)
+    as_float32.load_state_dict({**saved.state_dict(), "bfloat16_product": torch.tensor(False)})
+    assert not torch.equal(as_float32(scores.clone(), seq), saved(scores.clone(), seq))
+    lines = [r.getMessage() for r in caplog.records if "Text prior" in r.getMessage()]
+    assert lines == [
+        "Text prior: scores in bfloat16, as the run that saved it did (step_precision gives "
+        "float32 here)."
+    ]
+
+
+def test_a_bfloat16_prior_on_a_device_without_bfloat16_says_so_in_one_line(monkeypatch, caplog):
+    monkeypatch.setattr(precision, "computes_bfloat16", lambda device: False)
+    loaded = TextPrior(300, 16, torch.float32)
+    with caplog.at_level(logging.INFO):
+        loaded.load_state_dict(_saved_bfloat16_state().state_dict())
+    assert loaded.dtype == torch.float32
+    lines = [r for r in caplog.records if "Text prior" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+    assert "checkpoint scores in bfloat16, which cpu cannot compute" in lines[0].getMessage()
+
+
+def test_a_checkpoint_saved_before_the_precision_keeps_the_built_one():
+    saved = _saved_bfloat16_state().state_dict()
+    del saved["bfloat16_product"]
+    for dtype in (torch.float32, torch.bfloat16):
+        loaded = TextPrior(300, 16, dtype)
+        loaded.load_state_dict(saved)
+        assert loaded.dtype == dtype

@@ -41,6 +41,18 @@ def native_bfloat16(device: torch.device | str) -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def computes_bfloat16(device: torch.device | str) -> bool:
+    """Whether torch computes bfloat16 products on ``device`` at all, natively or not: any CPU (a
+    CPU without :func:`native_bfloat16` is slower, not different in kind), a CUDA GPU that
+    supports bfloat16."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return True
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return False
+
+
 def step_dtype(precision: str, device: torch.device | str) -> torch.dtype:
     """The dtype of FAERec's training-step products for ``step_precision``: ``float32``,
     ``bfloat16``, or ``auto`` (bfloat16 where :func:`native_bfloat16`, else float32)."""

@@ -4,7 +4,8 @@ A model built with ``text_prior: True`` carries an unfitted :class:`~.prior.Text
 so training and early stopping see the model's own scores). After training, the pipeline fits it
 on the training split (:func:`fit_text_prior`: the whitened item vectors and the text transition)
 and chooses its weight among ``text_prior_weights`` on the validation split
-(:func:`choose_weight`), 0 included, so that on validation the prior never scores below the model
+(:func:`choose_weight`, the best score in the direction of ``valid_metric_bigger``), 0 included
+(the config check requires it), so that on validation the prior never scores worse than the model
 alone. Everything it fitted is a buffer of the model, saved with the checkpoint.
 """
 
@@ -62,15 +63,20 @@ def fit_text_prior(model, config, train_dataset) -> None:
 
 
 def choose_weight(
-    prior: TextPrior, weights: Sequence[float], validate: Callable[[], float]
+    prior: TextPrior,
+    weights: Sequence[float],
+    validate: Callable[[], float],
+    bigger: bool = True,
 ) -> dict[float, float]:
-    """Set the prior's weight to the one of ``weights`` whose ``validate()`` score is highest (the
-    smallest on a tie) and return every weight's score."""
+    """Set the prior's weight to the one of ``weights`` whose ``validate()`` score is best (the
+    highest, or with ``bigger=False``, as for RecBole's ``valid_metric_bigger: False``, the
+    lowest; the smallest weight on a tie) and return every weight's score."""
     scores = {}
     for weight in weights:
         prior.weight.fill_(float(weight))
         scores[float(weight)] = validate()
-    best = max(scores, key=lambda w: (scores[w], -w))
+    sign = 1.0 if bigger else -1.0
+    best = max(scores, key=lambda w: (sign * scores[w], -w))
     prior.weight.fill_(best)
     getLogger().info(
         f"Text prior: weight {best:g} chosen on validation ("

@@ -17,16 +17,21 @@ the standard deviation of the user's scores over all items, which makes ``weight
 standard deviations, independent of the model's and the loss's score scale.
 
 The prior belongs to no model: :class:`TextPrior` holds only what scoring needs (the item vectors,
-``W`` and the weight, all saved with the checkpoint). It is fitted by the pipeline after training
+``W``, the weight and the precision of its product, all saved with the checkpoint: ``step_precision:
+auto`` resolves to bfloat16 on one machine and float32 on another, and a loaded prior scores in the
+precision of the run that saved it). It is fitted by the pipeline after training
 (:mod:`.fit`); a freshly built prior has weight 0 and leaves the scores unchanged.
 """
 
 from __future__ import annotations
 
+from logging import getLogger
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_faerec.model import precision
 from recbole_faerec.model.fusion import pca_initialisation
 from recbole_faerec.model.precision import add_matmul_
 from recbole_faerec.text_prior.transition import sequence_vectors
@@ -55,20 +60,52 @@ class TextPrior(nn.Module):
     Args:
         num_items: item ids, padding (0) included.
         width: width of the item vectors (:func:`prior_width`).
-        dtype: dtype of the cosine product (float32 or bfloat16); the scores stay float32.
+        dtype: dtype of the cosine product (float32 or bfloat16); the scores stay float32. It is
+            a buffer (``bfloat16_product``), so a loaded prior takes the saved run's precision,
+            whatever ``step_precision`` resolves to where it is loaded
+            (:meth:`_load_from_state_dict`).
     """
 
     def __init__(self, num_items: int, width: int, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        self.dtype = dtype
+        if dtype not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"TextPrior: dtype {dtype} is not float32 or bfloat16")
         self.register_buffer("item_vectors", torch.zeros(num_items, width))
         self.register_buffer("transition", torch.eye(width))
         self.register_buffer("weight", torch.zeros(()))
+        self.register_buffer("bfloat16_product", torch.tensor(dtype == torch.bfloat16))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the cosine product: bfloat16 or float32."""
+        return torch.bfloat16 if bool(self.bfloat16_product) else torch.float32
 
     @property
     def active(self) -> bool:
         """Whether the prior changes scores (a weight above 0)."""
         return bool(self.weight > 0)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Load as :class:`~torch.nn.Module` does, taking the saved precision. A checkpoint saved
+        before the precision was keeps this prior's; a saved bfloat16 that this device cannot
+        compute falls back to float32, and says so in one line."""
+        key = prefix + "bfloat16_product"
+        if key not in state_dict:
+            state_dict[key] = self.bfloat16_product.clone()
+        built = self.dtype
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        device = self.item_vectors.device
+        if self.dtype == torch.bfloat16 and not precision.computes_bfloat16(device):
+            self.bfloat16_product.fill_(False)
+            getLogger().warning(
+                f"Text prior: the checkpoint scores in bfloat16, which {device} cannot compute; "
+                "it scores in float32 here, so its figures may differ slightly from the run's."
+            )
+        elif self.dtype != built:
+            getLogger().info(
+                f"Text prior: scores in {str(self.dtype).removeprefix('torch.')}, as the run that "
+                f"saved it did (step_precision gives {str(built).removeprefix('torch.')} here)."
+            )
 
     def user_vectors(self, item_seq: torch.Tensor) -> torch.Tensor:
         """``c_u W``, normalised: the normalised sum of the item vectors of each sequence (padding
