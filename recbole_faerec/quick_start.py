@@ -16,7 +16,13 @@ from recbole.utils import get_environment, set_color
 from recbole_faerec.config import build_config
 from recbole_faerec.config_checks import check_size
 from recbole_faerec.metrics import register_metrics
-from recbole_faerec.pipeline import build_model, fit_scoring, prepare_data, prepare_run
+from recbole_faerec.pipeline import (
+    build_model,
+    fit_scoring,
+    prepare_data,
+    prepare_run,
+    scored_validation,
+)
 from recbole_faerec.process import init_logger
 from recbole_faerec.results import format_results_table, save_results_json
 from recbole_faerec.trainer import FAERecTrainer
@@ -189,6 +195,11 @@ def objective_function(
 ) -> dict:
     """RecBole-style objective: train with ``config_dict`` and return validation and test results.
 
+    Both are those of the scorer the run tests with, as in :func:`run_recbole_faerec`: with the
+    text prior on, ``best_valid_score`` and ``best_valid_result`` are the validation split scored
+    by the best checkpoint plus its fitted prior (``text_prior`` has the weight and the score of
+    every weight tried), so a search over this objective selects on what it tests.
+
     ``config_dict`` names the backbone (``backbone``, default SASRec), the dataset and
     ``base: True`` for the bare backbone.
     """
@@ -205,7 +216,9 @@ def objective_function(
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, verbose=False, saved=saved
     )
-    fit_scoring(trainer, train_data, valid_data, saved)
+    prior_scores = fit_scoring(trainer, train_data, valid_data, saved)
+    if prior_scores is not None:  # validation and test with one scorer: the model + its prior
+        best_valid_score, best_valid_result = scored_validation(trainer, valid_data)
     test_result = trainer.evaluate(test_data, load_best_model=saved)
     return {
         "model": config["model"],
@@ -214,6 +227,7 @@ def objective_function(
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
         "test_result": test_result,
+        "text_prior": text_prior_record(trainer.model, prior_scores, None),
     }
 
 

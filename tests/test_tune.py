@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import SAMPLE, same_metrics
 
 from recbole_faerec.config import build_config
+from recbole_faerec.quick_start import objective_function, run_recbole_faerec
 from recbole_faerec.report.plots import plot_sensitivity, sensitivity_grid
 from recbole_faerec.tune import (
     PACKAGE_ROOT,
@@ -96,7 +98,8 @@ def test_shipped_spaces():
     paper = load_search_space(TUNE_DIR / "paper_grid.yaml")
     assert paper["lambda"].value == [0.001, 0.005, 0.01, 0.05, 0.1]
     assert paper["alpha"].value == [0.1, 0.2, 0.3, 0.4, 0.5]
-    assert all(dim.kind == "grid" for dim in paper.values())
+    assert [key for key, dim in paper.items() if dim.kind == "grid"] == ["lambda", "alpha"]
+    assert paper["text_prior"].kind == "constant" and paper["text_prior"].value is False
     assert load_search_space(TUNE_DIR / "smoke.yaml")["alpha"].kind == "grid"
 
 
@@ -151,13 +154,16 @@ def _space(tmp_path: Path, spec: dict) -> Path:
     return path
 
 
-def test_local_sweep_writes_table_best_config_and_plot(run_dir, sweep_overrides, ray_cleanup):
+def test_local_sweep_writes_table_best_config_and_plot_and_scores_as_the_main_command(
+    run_dir, fast_config, ray_cleanup, one_torch_thread
+):
     space = _space(run_dir, {"alpha": {"grid": [0.1, 0.3]}, "lambda": 0.005})
+    overrides = {**fast_config, "eval_batch_size": 1024}  # the sample's real LLM table
     outcome = run_sweep(
         space,
         "SASRec",
         "amazon-beauty-sample",
-        overrides=sweep_overrides,
+        overrides=overrides,
         num_cpus=2,
         scheduler="fifo",
         storage_path=run_dir / "ray_results",
@@ -176,6 +182,22 @@ def test_local_sweep_writes_table_best_config_and_plot(run_dir, sweep_overrides,
     )
     assert config["alpha"] == outcome["best_params"]["alpha"]
     assert config["lambda"] == 0.005 and config["hidden_size"] == 32
+
+    # one scorer: each trial fitted its text prior, and its objective and test are the model +
+    # prior; the best configuration, run with the main command, gives the same figures
+    assert (table["text_prior_weight"] == 12.0).all()
+    assert (table["best_ndcg@10"] > table["best_ndcg@10_without_prior"]).all()
+    main = run_recbole_faerec(
+        "SASRec", "amazon-beauty-sample", config_file_list=[outcome["best_config"]]
+    )
+    weight = main["text_prior"]["weight"]
+    assert outcome["best_valid_score"] == main["text_prior"]["valid_scores"][f"{weight:g}"]
+    best = outcome["table"].iloc[0]
+    assert best["best_ndcg@10_without_prior"] == main["best_valid_score"]
+    assert best["text_prior_weight"] == weight
+    assert same_metrics(outcome["test_result"], dict(main["test_result"]))
+    written = json.loads((exp / "test_result.json").read_text())
+    assert written["text_prior_weight"] == weight
 
     for model_file in exp.rglob("*.pth"):
         model_file.unlink()
@@ -335,3 +357,11 @@ def test_a_sweep_killed_mid_trial_resumes_without_rerunning_finished_trials(
     assert finished_folders, f"no trial folder of the finished trials {finished} in {exp_dir}"
     for folder in finished_folders:
         assert after[folder] == before[folder], f"the finished trial {folder} was run again"
+
+
+def test_the_objective_function_validates_and_tests_with_one_scorer(fast_config, one_torch_thread):
+    result = objective_function({**fast_config, "backbone": "SASRec", "dataset": SAMPLE})
+    prior = result["text_prior"]
+    assert prior["weight"] == 12.0  # the run tests with its fitted prior
+    assert result["best_valid_score"] == prior["valid_scores"]["12"] > prior["valid_scores"]["0"]
+    assert result["best_valid_result"]["ndcg@10"] == result["best_valid_score"]

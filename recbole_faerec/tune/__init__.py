@@ -2,8 +2,10 @@
 
 A sweep runs on a local Ray instance (started and stopped here) or joins a running cluster
 (``ray_address``). Each trial trains through the plugin's RecBole pipeline and reports the
-validation metric and the loss parts after every evaluation, so ASHA can stop weak trials early.
-Only the best trial is tested, once, with its best checkpoint. Results land in the experiment
+validation metric and the loss parts after every evaluation, so ASHA can stop weak trials early;
+a trial that trains to its end fits its text prior, and its objective is the validation score with
+it, as the main command scores (:mod:`.trainable`). Only the best trial is tested, once, with its
+best checkpoint and its prior. Results land in the experiment
 folder ``<storage_path>/<name>``: ``trials.csv``/``trials.md`` (all trials), ``best_config.yaml``
 (a RecBole yaml for ``--config_files``), ``sensitivity.png`` and ``test_result.json``.
 

@@ -16,7 +16,7 @@ import yaml
 from recbole_faerec.io import atomic_write_text, json_text
 from recbole_faerec.process import hidden_command_line
 from recbole_faerec.report.plots import plot_sensitivity
-from recbole_faerec.trainer import FAERecTrainer
+from recbole_faerec.trainer import RESUME_SUFFIX, FAERecTrainer
 from recbole_faerec.tune.space import Dimension
 from recbole_faerec.tune.spec import SweepSpec, plain
 
@@ -55,13 +55,16 @@ def at_best_evaluation(result, spec: SweepSpec, key: str) -> float:
 
 def trials_table(results, spec: SweepSpec, space: Mapping[str, Dimension]) -> pd.DataFrame:
     """One row per trial: parameters, best validation metric and :data:`TAIL_METRIC` at that
-    evaluation, epochs run, status, error.
+    evaluation, epochs run, status, error. With the text prior, a trial that trained to the end
+    reports both with the main command's scorer (its best checkpoint plus its fitted prior), and
+    two more columns: ``text_prior_weight`` and ``best_<metric>_without_prior``, the model alone.
 
     Status is ``completed`` (trained to the end or to RecBole's early stop), ``stopped``
     (stopped early by the scheduler) or ``failed`` (raised; the error column says why).
     """
     searched = [key for key, dim in space.items() if dim.searched]
     best = f"best_{spec.metric}"
+    fitted = any("text_prior_weight" in (result.metrics or {}) for result in results)
     rows = []
     for result in results:
         metrics = result.metrics or {}
@@ -69,19 +72,22 @@ def trials_table(results, spec: SweepSpec, space: Mapping[str, Dimension]) -> pd
             status = "failed"
         else:
             status = "completed" if metrics.get("finished") else "stopped"
-        rows.append(
-            {
-                "trial": metrics.get("trial_id") or Path(result.path).name,
-                **{key: plain(_trial_params(result).get(key)) for key in searched},
-                best: metrics.get(best, np.nan) if status != "failed" else np.nan,
-                f"at_best_{TAIL_METRIC}": at_best_evaluation(result, spec, TAIL_METRIC)
-                if status != "failed"
-                else np.nan,
-                "epochs": int(metrics.get("epoch", 0) or 0),
-                "status": status,
-                "error": _error_line(result.error),
-            }
-        )
+        tail = metrics.get(f"scored_{TAIL_METRIC}")
+        if tail is None:
+            tail = at_best_evaluation(result, spec, TAIL_METRIC)
+        row = {
+            "trial": metrics.get("trial_id") or Path(result.path).name,
+            **{key: plain(_trial_params(result).get(key)) for key in searched},
+            best: metrics.get(best, np.nan) if status != "failed" else np.nan,
+            f"at_best_{TAIL_METRIC}": tail if status != "failed" else np.nan,
+            "epochs": int(metrics.get("epoch", 0) or 0),
+            "status": status,
+            "error": _error_line(result.error),
+        }
+        if fitted:
+            row["text_prior_weight"] = metrics.get("text_prior_weight", np.nan)
+            row[f"{best}_without_prior"] = metrics.get(f"{best}_without_prior", np.nan)
+        rows.append(row)
     table = pd.DataFrame(rows)
     return table.sort_values(best, ascending=spec.mode == "min", na_position="last", kind="stable")
 
@@ -99,7 +105,7 @@ def write_best_config(path: Path, spec: SweepSpec, params: Mapping[str, Any], sc
     header = (
         f"# Best trial of the sweep over {spec.space_file}\n"
         f"# ({'bare ' if spec.base else 'FAERec + '}{spec.model} on {spec.dataset}; "
-        f"best validation {spec.metric} = {score:.6g}).\n"
+        f"best validation {spec.metric} = {score:.6g}, scored as the command below tests).\n"
         f"# Rerun: python run_recbole_faerec.py --model={spec.model} --dataset={spec.dataset}"
         f"{' --base' if spec.base else ''} --config_files='{files}'\n"
     )
@@ -120,8 +126,14 @@ def evaluate_checkpoint(model_file: str | os.PathLike, work_dir: Path) -> dict[s
 
 
 def _best_result(results, spec: SweepSpec):
+    """The best trial among those whose objective is the main command's scorer (``scored``; a
+    trial stopped before its prior was fitted is not)."""
     key = f"best_{spec.metric}"
-    scored = [r for r in results if r.error is None and key in (r.metrics or {})]
+    scored = [
+        r
+        for r in results
+        if r.error is None and key in (r.metrics or {}) and r.metrics.get("scored", True)
+    ]
     if not scored:
         return None
     pick = max if spec.mode == "max" else min
@@ -162,7 +174,8 @@ def summarize(
     outputs["best_config"] = write_best_config(exp_dir / "best_config.yaml", spec, params, score)
     if test_best and best.checkpoint is not None:
         with best.checkpoint.as_directory() as folder:
-            model_file = next(Path(folder).glob("*.pth"), None)
+            files = (p for p in Path(folder).glob("*.pth") if not p.name.endswith(RESUME_SUFFIX))
+            model_file = next(files, None)
             if model_file is None:
                 raise FileNotFoundError(
                     f"tune: the best trial's checkpoint {folder} holds no .pth model file; fix: "
@@ -172,5 +185,7 @@ def summarize(
             test_result = evaluate_checkpoint(model_file, exp_dir)
         outputs["test_result"] = test_result
         summary = {"params": params, f"valid_{metric}": score, "test_result": test_result}
+        if "text_prior_weight" in best.metrics:
+            summary["text_prior_weight"] = best.metrics["text_prior_weight"]
         atomic_write_text(exp_dir / "test_result.json", json_text(summary))
     return outputs
