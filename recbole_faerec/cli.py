@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from recbole_faerec.model.registry import METHODS
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the FAERec command line."""
@@ -18,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate FAERec around a RecBole sequential backbone. Any "
         "other --key=value is a RecBole/FAERec config override (e.g. --epochs=5 --alpha=0.3).",
     )
-    parser.add_argument("--model", "-m", default="SASRec", help="backbone FAERec wraps")
+    parser.add_argument("--model", "-m", default="SASRec", help="backbone the method wraps")
     parser.add_argument("--dataset", "-d", default="amazon-beauty", help="dataset name")
     parser.add_argument(
         "--config_files", default=None, help="space-separated yaml files (RecBole style)"
@@ -27,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--nproc", type=int, default=1, help="processes: gloo on CPU, NCCL on GPUs (dist_backend)"
     )
     parser.add_argument(
-        "--base", action="store_true", help="train the bare backbone on the same pipeline"
+        "--method",
+        default=None,
+        help=f"what wraps the backbone: {', '.join(METHODS)} (default faerec)",
+    )
+    parser.add_argument(
+        "--base", action="store_true", help="the bare backbone on the same pipeline (--method=bare)"
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser.add_argument(
@@ -81,7 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     config_files = split_config_files(args.config_files)
     try:
-        run(args.model, args.dataset, config_files, nproc=args.nproc, base=args.base)
+        run(
+            args.model,
+            args.dataset,
+            config_files,
+            nproc=args.nproc,
+            base=args.base,
+            method=args.method,
+        )
     except USER_ERRORS as exc:
         if args.debug:
             raise

@@ -3,12 +3,13 @@
 Files are merged in this order, later ones winning (RecBole then applies its own precedence,
 ``command line > config_dict > config files > RecBole defaults``)::
 
-    backbone < metrics.yaml < embedding.yaml < protocol.yaml < text_prior.yaml < FAERec.yaml
+    backbone < metrics.yaml < embedding.yaml < protocol.yaml < text_prior.yaml < method yaml
              < dataset yaml < user files
 
 The backbone yaml is the plugin's own (``properties/model/<name>.yaml``) for the models it adds,
-else RecBole's. A ``--base`` run uses the very same files but ``FAERec.yaml``, so the bare
-backbone and FAERec share every setting but FAERec itself.
+else RecBole's. The method yaml holds the keys of the method the run wraps around the backbone
+(``properties/model/FAERec.yaml``, ``LLMESR.yaml``; :data:`~.model.registry.METHODS`): every
+method uses the very same files but that one, so runs differ only in the method itself.
 
 :func:`build_config` checks the settings before any data is loaded (:mod:`.config_checks` for
 what RecBole leaves unchecked) and raises :class:`~recbole_faerec.io.ConfigError`, naming the key
@@ -29,13 +30,14 @@ from recbole_faerec.config_checks import (
     RECBOLE_CONFIG_ERRORS,
     check_command_line,
     check_faerec_settings,
+    check_llmesr_settings,
     check_settings,
     check_text_prior_settings,
     recbole_config_error,
 )
 from recbole_faerec.io import ConfigError
 from recbole_faerec.metrics import register_metrics
-from recbole_faerec.model.registry import get_model, get_sequential_model
+from recbole_faerec.model.registry import METHODS, get_model, get_sequential_model, resolve_method
 from recbole_faerec.supported_backbones import check_backbone
 
 PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
@@ -51,8 +53,8 @@ def backbone_config_file(backbone: str) -> Path | None:
     return None
 
 
-def default_config_files(backbone: str, dataset: str, base: bool = False) -> list[str]:
-    """The plugin's default yaml files for ``backbone`` (bare if ``base``) on ``dataset``, in
+def default_config_files(backbone: str, dataset: str, method: str = "faerec") -> list[str]:
+    """The plugin's default yaml files for ``method`` around ``backbone`` on ``dataset``, in
     merge order."""
     candidates = [
         backbone_config_file(backbone),
@@ -60,7 +62,7 @@ def default_config_files(backbone: str, dataset: str, base: bool = False) -> lis
         PROPERTIES_DIR / "embedding.yaml",
         PROPERTIES_DIR / "protocol.yaml",
         PROPERTIES_DIR / "text_prior.yaml",
-        None if base else PROPERTIES_DIR / "model" / "FAERec.yaml",
+        PROPERTIES_DIR / "model" / f"{METHODS[method]}.yaml",
         PROPERTIES_DIR / "dataset" / f"{dataset}.yaml",
     ]
     return [str(path) for path in candidates if path is not None and path.is_file()]
@@ -102,37 +104,45 @@ def build_config(
     config_file_list: Sequence[str | os.PathLike] | None = None,
     config_dict: dict | None = None,
     base: bool = False,
+    method: str | None = None,
 ) -> SequentialConfig:
-    """RecBole config of a FAERec run around ``backbone`` (the bare backbone if ``base``)."""
+    """RecBole config of a run of ``method`` (default FAERec; ``bare`` if ``base``) around
+    ``backbone``; ``config['method']`` records the method."""
     register_metrics()
+    try:
+        method = resolve_method(method, base)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     backbone_class = get_sequential_model(backbone)
     user_files = [str(f) for f in config_file_list or []]
     for path in user_files:
         check_config_file(path)
     check_command_line()
-    default_files = default_config_files(backbone, dataset, base)
-    model_class = get_model("BareBackbone" if base else "FAERec")
+    default_files = default_config_files(backbone, dataset, method)
+    model_class = get_model(METHODS[method])
     try:
         config = SequentialConfig(
             model=model_class,
             dataset=dataset,
             config_file_list=default_files + user_files,
-            config_dict={**(config_dict or {}), "backbone": backbone},
+            config_dict={**(config_dict or {}), "backbone": backbone, "method": method},
         )
     except RECBOLE_CONFIG_ERRORS as exc:
         error = recbole_config_error(exc)
         if error is None:
             raise
         raise error from exc
-    if base:
+    if method == "bare":
         # RecBole names the log and the checkpoints after config["model"]: a bare run is named
         # after its backbone (model.registry.model_class builds it as BareBackbone).
         config["model"] = backbone
     check_settings(config, default_files)
     check_backbone(backbone, backbone_class, config["loss_type"], config["train_mode"] or "prefix")
     check_text_prior_settings(config)
-    if not base:
+    if method == "faerec":
         check_faerec_settings(config)
+    if method == "llmesr":
+        check_llmesr_settings(config)
     if config["loss_type"] == "BCE":
         if config["train_neg_sample_args"]["distribution"] != "none":
             raise ConfigError(

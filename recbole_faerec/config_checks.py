@@ -15,6 +15,7 @@ and the Python API all get them, before any data is loaded:
   that is not a file.
 * :func:`check_faerec_settings`: FAERec's hyperparameters are in their valid ranges (the model's
   constructor runs it too).
+* :func:`check_llmesr_settings`: LLM-ESR's keys (``properties/model/LLMESR.yaml``).
 * :func:`check_text_prior_settings`: the ``text_prior*`` keys, when the prior is on (the
   weights must hold 0, the model alone).
 
@@ -233,6 +234,44 @@ def check_faerec_settings(config) -> None:
     check("projection_dropout", dropout is not None and 0 <= dropout < 1, "a number in [0, 1)")
     step_dtype(config["step_precision"], config["device"])  # raises, naming the key, when invalid
     at_least("llm_input_dim", 1, nullable=True)
+
+
+#: The losses LLM-ESR's self-distillation can use (``llmesr_distill_loss``).
+DISTILL_LOSSES = ("mse", "contrastive")
+
+
+def check_llmesr_settings(config) -> None:
+    """LLM-ESR's keys (``properties/model/LLMESR.yaml``) are in their valid ranges."""
+    checks = {
+        "llmesr_distill_weight": (
+            is_number(config["llmesr_distill_weight"]) and config["llmesr_distill_weight"] >= 0,
+            "a number >= 0",
+        ),
+        "llmesr_distill_loss": (
+            config["llmesr_distill_loss"] in DISTILL_LOSSES,
+            f"one of {', '.join(DISTILL_LOSSES)}",
+        ),
+        "llmesr_similar_users": (
+            is_int(config["llmesr_similar_users"]) and config["llmesr_similar_users"] >= 1,
+            "an int >= 1",
+        ),
+        "llmesr_item_reg_weight": (
+            is_number(config["llmesr_item_reg_weight"]) and config["llmesr_item_reg_weight"] >= 0,
+            "a number >= 0",
+        ),
+        "llmesr_cross_attention": (
+            isinstance(config["llmesr_cross_attention"], bool),
+            "True or False",
+        ),
+        "user_embedding_max_length": (
+            is_int(config["user_embedding_max_length"])
+            and config["user_embedding_max_length"] >= 1,
+            "an int >= 1",
+        ),
+        "loss_type": (config["loss_type"] in ("CE", "BCE"), "CE or BCE for LLM-ESR"),
+    }
+    for key, (ok, valid) in checks.items():
+        _check(ok, key, config[key], valid, "properties/model/LLMESR.yaml")
 
 
 def check_text_prior_settings(config) -> None:

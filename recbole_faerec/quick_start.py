@@ -16,6 +16,7 @@ from recbole.utils import get_environment, set_color
 from recbole_faerec.config import build_config
 from recbole_faerec.config_checks import check_size
 from recbole_faerec.metrics import register_metrics
+from recbole_faerec.model.registry import method_title
 from recbole_faerec.pipeline import (
     build_model,
     fit_scoring,
@@ -42,13 +43,15 @@ def run_recbole_faerec(
     config_dict: dict | None = None,
     saved: bool = True,
     base: bool = False,
+    method: str | None = None,
 ) -> dict:
-    """Train and test FAERec around ``model`` on ``dataset`` (the bare backbone if ``base``).
+    """Train and test ``method`` (FAERec by default; :data:`~.model.registry.METHODS`) around the
+    backbone ``model`` on ``dataset``; ``base`` is ``method="bare"``.
 
     Returns RecBole's result dict (``best_valid_score``, ``best_valid_result``, ``test_result``,
     ...) plus ``model_file`` (the best checkpoint) and ``results_file`` (the JSON results).
     """
-    config = build_config(model, dataset, config_file_list, config_dict, base=base)
+    config = build_config(model, dataset, config_file_list, config_dict, base, method)
     init_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
@@ -70,7 +73,7 @@ def run_recbole_faerec(
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
 
-    title = f"{run_title(model, base, trainer.model)} on {dataset} (test)"
+    title = f"{run_title(model, config['method'], trainer.model)} on {dataset} (test)"
     logger.info(f"{title}\n{format_results_table(test_result, config['topk'])}")
     if not config["single_spec"]:
         torch.distributed.barrier()  # every rank is done with the group before any tears it down
@@ -99,9 +102,9 @@ def run_recbole_faerec(
     }
 
 
-def run_title(backbone: str, base: bool, model) -> str:
-    """What a run tested: the bare backbone or FAERec around it, and the text prior if it is on."""
-    title = backbone if base else f"FAERec({backbone})"
+def run_title(backbone: str, method: str, model) -> str:
+    """What a run tested: the method around the backbone, and the text prior if it is on."""
+    title = method_title(method, backbone)
     prior = getattr(model, "text_prior", None)
     return f"{title} + text prior" if prior is not None and prior.active else title
 
@@ -141,15 +144,18 @@ def run(
     saved: bool = True,
     nproc: int = 1,
     base: bool = False,
+    method: str | None = None,
 ) -> dict | None:
     """Run in this process, or in ``nproc`` spawned processes (RecBole's distributed mode)."""
     check_size("nproc", nproc, example=2, setting=False)
     if nproc == 1:
-        return run_recbole_faerec(model, dataset, config_file_list, config_dict, saved, base)
+        return run_recbole_faerec(
+            model, dataset, config_file_list, config_dict, saved, base, method
+        )
     import torch.multiprocessing as mp
 
     queue = mp.get_context("spawn").SimpleQueue()
-    config = build_config(model, dataset, config_file_list, config_dict, base=base)
+    config = build_config(model, dataset, config_file_list, config_dict, base, method)
     # RecBole's processes create these with check-then-create, which races when they start together
     for folder in (Path("log") / config["model"], Path(config["checkpoint_dir"])):
         folder.mkdir(parents=True, exist_ok=True)
@@ -162,7 +168,7 @@ def run(
         "nproc": nproc,
         "offset": 0,
     }
-    args = (model, dataset, config_file_list, config_dict, saved, base, queue)
+    args = (model, dataset, config_file_list, config_dict, saved, config["method"], queue)
     mp.spawn(_run_rank, args=args, nprocs=nproc, join=True)
     return None if queue.empty() else queue.get()
 
@@ -180,9 +186,9 @@ def distributed_address(config) -> tuple[str, str]:
     return str(config["ip"] or "localhost"), str(config["port"] or free_port())
 
 
-def _run_rank(rank: int, model, dataset, config_file_list, config_dict, saved, base, queue):
+def _run_rank(rank: int, model, dataset, config_file_list, config_dict, saved, method, queue):
     result = run_recbole_faerec(
-        model, dataset, config_file_list, {**config_dict, "local_rank": rank}, saved, base
+        model, dataset, config_file_list, {**config_dict, "local_rank": rank}, saved, method=method
     )
     if rank == 0:
         queue.put(result)
@@ -200,14 +206,15 @@ def objective_function(
     by the best checkpoint plus its fitted prior (``text_prior`` has the weight and the score of
     every weight tried), so a search over this objective selects on what it tests.
 
-    ``config_dict`` names the backbone (``backbone``, default SASRec), the dataset and
-    ``base: True`` for the bare backbone.
+    ``config_dict`` names the backbone (``backbone``, default SASRec), the dataset and the
+    ``method`` (default FAERec; ``base: True`` for the bare backbone).
     """
     config_dict = dict(config_dict or {})
     backbone = config_dict.pop("backbone", "SASRec")
     dataset = config_dict.pop("dataset", "amazon-beauty")
     base = bool(config_dict.pop("base", False))
-    config = build_config(backbone, dataset, config_file_list, config_dict, base=base)
+    method = config_dict.pop("method", None)
+    config = build_config(backbone, dataset, config_file_list, config_dict, base, method)
     init_logger(config)
     logging.basicConfig(level=logging.ERROR)
     _, train_data, valid_data, test_data, _, trainer = prepare_run(config)

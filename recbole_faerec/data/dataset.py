@@ -9,8 +9,10 @@ additions, all computed once when the dataset is built:
   (the training split of leave-one-out, i.e. every interaction but each user's last two); the
   training split's ``item_counter`` reports these counts, so RecBole's evaluator sees them as
   ``data.count_items``;
-* ``llm_embeddings`` (FAERec runs and runs with the text prior): the frozen LLM table, one row
-  per internal item id, aligned through the item tokens;
+* ``llm_embeddings`` (the LLM-enhanced methods and runs with the text prior): the frozen LLM
+  table, one row per internal item id, aligned through the item tokens;
+* ``similar_users`` on the training split of an LLM-ESR run: every user's most similar users by
+  the LLM embeddings of their training items (:mod:`.similar_users`);
 * ``eval_history`` on the validation and test splits: each user's items in the earlier splits,
   which evaluation removes from the ranking with ``repeatable: False`` (:mod:`.history`).
 
@@ -30,9 +32,10 @@ from recbole.data.dataset import SequentialDataset
 from recbole_faerec.data.bundled import materialize_bundled_dataset
 from recbole_faerec.data.history import UserHistory
 from recbole_faerec.data.loaders import data_preparation
+from recbole_faerec.data.similar_users import similar_users
 from recbole_faerec.embeddings import load_embedding_table, resolve_embedding_table
 
-MODELS_WITH_LLM_TABLE = ("FAERec",)
+MODELS_WITH_LLM_TABLE = ("FAERec", "LLMInit", "LLMESR")
 TRAIN_MODES = ("prefix", "all_positions")
 
 
@@ -45,6 +48,7 @@ class FAERecDataset(SequentialDataset):
         self._counts_training_popularity = False
         self.llm_embeddings: np.ndarray | None = None
         self.eval_history: UserHistory | None = None
+        self.similar_users: np.ndarray | None = None
         if materialize_bundled_dataset(config["dataset"], config["data_path"]):
             getLogger().info(f"Wrote bundled dataset {config['dataset']} to {config['data_path']}")
         super().__init__(config)
@@ -99,8 +103,12 @@ class FAERecDataset(SequentialDataset):
         for split in datasets[1:]:
             split.eval_history = earlier
             earlier = earlier.union(split.user_history())
+        neighbours = None
+        if self.config["model"] == "LLMESR":
+            neighbours = similar_users(self.config, datasets[0])
         if train_mode == "all_positions":
             datasets[0] = datasets[0].longest_prefixes()
+        datasets[0].similar_users = neighbours
         for split in datasets:
             split.train_item_popularity = popularity
         datasets[0]._counts_training_popularity = True

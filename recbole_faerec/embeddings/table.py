@@ -124,7 +124,7 @@ def find_item_file(data_path: str | Path, dataset: str) -> Path:
     )
 
 
-def _prompt_digest(identity: dict[str, Any], tokens: Sequence[str], prompts: Sequence[str]) -> str:
+def prompt_digest(identity: dict[str, Any], tokens: Sequence[str], prompts: Sequence[str]) -> str:
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
     for token, prompt in zip(tokens, prompts, strict=True):
         digest.update(f"\0{token}\t{prompt}".encode())
@@ -145,7 +145,7 @@ def default_table_path(
     return Path(data_path) / f"{dataset}.{provider.slug()}-{short}.npz"
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
+def read_meta(path: Path) -> dict[str, Any]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return json.loads(str(data["meta"])) if "meta" in data.files else {}
@@ -176,9 +176,9 @@ def build_embedding_table(
     if out is None:
         out = default_table_path(data_path, dataset, provider, settings)
     out = Path(out)
-    digest = _prompt_digest(provider.identity(), tokens, prompts)
-    if not force and out.is_file() and _read_meta(out).get("prompt_digest") == digest:
-        meta = _read_meta(out)
+    digest = prompt_digest(provider.identity(), tokens, prompts)
+    if not force and out.is_file() and read_meta(out).get("prompt_digest") == digest:
+        meta = read_meta(out)
         stats = CacheStats(len(prompts), len(set(prompts)), len(set(prompts)), 0)
         return BuildResult(out, len(tokens), meta.get("dim", 0), stats, 0.0, rebuilt=False)
     cache_root = Path(settings.cache_dir) if settings.cache_dir else Path(data_path) / CACHE_DIRNAME

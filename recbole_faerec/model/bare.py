@@ -113,6 +113,8 @@ class BareBackbone(SequentialRecommender):
     """The bare backbone named by ``config['backbone']``, trained by the plugin's pipeline."""
 
     loss_names: tuple[str, ...] = ("rec",)
+    #: CE and BPR in ``prefix`` mode are the backbone's own ``calculate_loss``.
+    uses_backbone_loss = True
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
@@ -202,7 +204,7 @@ class BareBackbone(SequentialRecommender):
         CE and BPR in ``prefix`` mode are the backbone's own losses; BCE uses the batch's
         sampled negatives: ``-log s(h.e+) - log(1 - s(h.e-))``.
         """
-        if self.loss_type != "BCE" and not self.all_positions:
+        if self.uses_backbone_loss and self.loss_type != "BCE" and not self.all_positions:
             self._bind_lengths(interaction[self.ITEM_SEQ_LEN])
             return self.backbone.calculate_loss(interaction)
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
@@ -232,10 +234,14 @@ class BareBackbone(SequentialRecommender):
         scores = self.full_sort_predict(interaction)
         return scores.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)
 
+    def item_scores(self, interaction) -> torch.Tensor:
+        """The model's own scores of every item for the batch's (trimmed) sequences."""
+        return self.backbone.full_sort_predict(interaction)
+
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        """The backbone's scores of every item, plus the text prior's term when it is fitted."""
+        """The model's scores of every item, plus the text prior's term when it is fitted."""
         self.trim_padding(interaction)
-        scores = self.backbone.full_sort_predict(interaction)
+        scores = self.item_scores(interaction)
         if self.text_prior is None:
             return scores
         return self.text_prior(scores, interaction[self.ITEM_SEQ])

@@ -1,0 +1,242 @@
+"""The paper's LLM-enhanced baselines, LLMInit and LLM-ESR: their loss parts against hand-computed
+values, the causal cross-attention, the users' retrieval from training items only, and the
+methods end to end in RecBole on the real amazon-beauty-sample."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import SAMPLE, FakeProvider, same_metrics
+
+from recbole_faerec.config import build_config
+from recbole_faerec.data import similar_users as similar_users_module
+from recbole_faerec.data.dataset import create_dataset, data_preparation
+from recbole_faerec.data.similar_users import most_similar, training_histories
+from recbole_faerec.embeddings import resolve_embedding_table
+from recbole_faerec.embeddings import users as user_embeddings
+from recbole_faerec.io import ConfigError
+from recbole_faerec.model.dual_view import ViewCrossAttention
+from recbole_faerec.model.fusion import pca_initialisation
+from recbole_faerec.model.llmesr import LLMESR, distillation_loss, soft_contrastive_loss
+from recbole_faerec.model.llminit import LLMInit
+from recbole_faerec.quick_start import load_data_and_model, run_recbole_faerec
+from recbole_faerec.trainer import FAERecTrainer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# -- loss parts on tiny tensors ----------------------------------------------------------------
+def test_soft_contrastive_loss_of_orthonormal_pairs():
+    # logits = I; targets = softmax((I + I) / 2) = rows (e, 1) / (e + 1): both directions give the
+    # cross-entropy of that distribution with itself, its entropy ln(1 + e) - e / (1 + e).
+    x = torch.eye(2)
+    expected = math.log(1 + math.e) - math.e / (1 + math.e)
+    assert float(soft_contrastive_loss(x, x.clone())) == pytest.approx(expected, abs=1e-6)
+
+
+def test_soft_contrastive_loss_of_unequal_pairs():
+    # x = [[1, 0], [0, 0]], y = [[0, 0], [0, 1]]: logits x y^T = 0, so each row's log-softmax is
+    # ln(1/2); targets = softmax((diag(1, 0) + diag(0, 1)) / 2) = uniform; loss = ln 2.
+    x = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    y = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
+    assert float(soft_contrastive_loss(x, y)) == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_distillation_losses():
+    student = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    teacher = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
+    assert float(distillation_loss(student, teacher, "mse")) == pytest.approx((1 + 4 + 0 + 1) / 4)
+    contrastive = distillation_loss(student, teacher, "contrastive")
+    assert float(contrastive) == pytest.approx(float(soft_contrastive_loss(student, teacher)))
+
+
+def test_cross_attention_is_causal_and_ignores_padding():
+    torch.manual_seed(0)
+    attention = ViewCrossAttention(8)
+    queries, context = torch.randn(1, 4, 8), torch.randn(1, 4, 8)
+    keep = torch.tensor([[True, True, True, False]])
+    out = attention(queries, context, keep)
+    later = context.clone()
+    later[:, 2:] = torch.randn(1, 2, 8)  # position 2 and the padding after it
+    changed = attention(queries, later, keep)
+    torch.testing.assert_close(changed[:, :2], out[:, :2])  # no position sees a later item
+    assert not torch.allclose(changed[:, 2], out[:, 2])
+    padded = context.clone()
+    padded[:, 3] = 100.0
+    torch.testing.assert_close(attention(queries, padded, keep)[:, :3], out[:, :3])
+    # the first position attends to itself alone: its value, projected
+    first = attention.output(attention.value(context[:, 0]))
+    torch.testing.assert_close(out[:, 0], first)
+
+
+def test_most_similar_leaves_out_the_user_and_empty_rows():
+    vectors = torch.tensor(
+        [[0.0, 0.0], [1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.6, 0.8], [-1.0, 0.0]]
+    )
+    neighbours = most_similar(vectors, 2)
+    assert neighbours[1].tolist() == [2, 4]
+    assert neighbours[3].tolist() == [4, 2]
+    assert neighbours[5].tolist() == [3, 4]  # cosines 0, -0.6, -0.99, -1
+    assert 0 not in neighbours[1:].flatten().tolist()
+
+
+def test_llmesr_keys_are_checked(fast_config):
+    with pytest.raises(ConfigError, match="llmesr_distill_loss: 'kl' is invalid"):
+        build_config(
+            "SASRec",
+            SAMPLE,
+            config_dict={**fast_config, "llmesr_distill_loss": "kl"},
+            method="llmesr",
+        )
+    with pytest.raises(ConfigError, match="method: 'llmesrr' is not a method"):
+        build_config("SASRec", SAMPLE, config_dict=fast_config, method="llmesrr")
+
+
+# -- the users' retrieval: training items only ------------------------------------------------
+@pytest.fixture
+def fake_users(monkeypatch):
+    """User embeddings from the fake provider (vectors from the prompt's hash); records the
+    prompt of every user token that the user tables are built from."""
+    provider = FakeProvider(batch_size=256, dim=16)
+    monkeypatch.setattr(user_embeddings, "make_provider", lambda settings: provider)
+    prompts: dict[str, str] = {}
+    build = user_embeddings.build_user_table
+
+    def recording(config, user_tokens, histories, show_progress=True, provider=None):
+        names = user_embeddings.item_names(config["data_path"], config["dataset"])
+        for token, history in zip(user_tokens, histories, strict=True):
+            if history:
+                prompts[str(token)] = user_embeddings.user_prompt(history, names, "beauty sample")
+        return build(config, user_tokens, histories, show_progress, provider)
+
+    monkeypatch.setattr(similar_users_module, "build_user_table", recording)
+    return prompts
+
+
+def _llmesr_train_split(settings: dict):
+    config = build_config("SASRec", SAMPLE, config_dict=settings, method="llmesr")
+    dataset = create_dataset(config)
+    train, _, _ = data_preparation(config, dataset)
+    return dataset, train._dataset, config
+
+
+def _inter_frame(path) -> pd.DataFrame:
+    inter = pd.read_csv(path, sep="\t", dtype=str)
+    inter["order"] = inter["timestamp:float"].astype(float)
+    return inter
+
+
+def test_user_histories_hold_the_training_items_in_order(fast_config, fake_users):
+    settings = {**fast_config, "train_mode": "prefix", "loss_type": "BCE"}
+    dataset, train, _ = _llmesr_train_split(settings)  # a row per training prefix
+    inter = _inter_frame(f"{settings['data_path']}/{SAMPLE}/{SAMPLE}.inter")
+    inter = inter.sort_values(["user_id:token", "order"], kind="stable")
+    expected = inter.groupby("user_id:token")["item_id:token"].agg(lambda s: list(s)[:-2])
+    item_tokens = dataset.field2id_token["item_id"]
+    user_tokens = dataset.field2id_token["user_id"]
+    histories = training_histories(train)
+    got = {user_tokens[u]: [item_tokens[i] for i in h] for u, h in enumerate(histories) if h}
+    assert got == expected.to_dict()
+    assert train.similar_users.shape == (dataset.user_num, 10)
+
+
+def test_validation_and_test_items_change_neither_embeddings_nor_neighbours(
+    fast_config, fake_users, tmp_path
+):
+    settings = {**fast_config, "train_mode": "all_positions", "loss_type": "BCE"}
+    dataset, train, config = _llmesr_train_split(settings)
+    prompts = dict(fake_users)
+    tokens = dataset.field2id_token["user_id"]
+    neighbours = {tokens[u]: tokens[row].tolist() for u, row in enumerate(train.similar_users)}
+
+    # every user's validation and test items replaced by other (popular) items
+    source = f"{settings['data_path']}/{SAMPLE}"
+    inter = _inter_frame(f"{source}/{SAMPLE}.inter").sort_values(
+        ["user_id:token", "order"], kind="stable"
+    )
+    last_two = inter.groupby("user_id:token").cumcount(ascending=False) < 2
+    popular = inter["item_id:token"].value_counts().index[:2].tolist()
+    inter.loc[last_two, "item_id:token"] = np.where(
+        inter.loc[last_two, "item_id:token"] == popular[0], popular[1], popular[0]
+    )
+    changed = tmp_path / "changed" / SAMPLE
+    changed.mkdir(parents=True)
+    inter.drop(columns="order").to_csv(changed / f"{SAMPLE}.inter", sep="\t", index=False)
+    shutil.copy(f"{source}/{SAMPLE}.item", changed / f"{SAMPLE}.item")
+    fake_users.clear()
+    item_table = str(resolve_embedding_table(config))  # the same item texts: no new embedding
+    other, other_train, _ = _llmesr_train_split(
+        {**settings, "data_path": str(changed.parent), "llm_embedding_file": item_table}
+    )
+    assert fake_users == prompts  # no prompt names a validation or test item
+    other_tokens = other.field2id_token["user_id"]
+    assert {
+        other_tokens[u]: other_tokens[row].tolist()
+        for u, row in enumerate(other_train.similar_users)
+    } == neighbours
+
+
+# -- the methods in RecBole ---------------------------------------------------------------------
+def test_llminit_starts_from_the_pca_of_the_llm_table(fast_config):
+    config = build_config("SASRec", SAMPLE, config_dict=fast_config, method="llminit")
+    dataset = create_dataset(config)
+    train, _, _ = data_preparation(config, dataset)
+    model = LLMInit(config, train._dataset)
+    expected = pca_initialisation(torch.as_tensor(dataset.llm_embeddings), 32)
+    torch.testing.assert_close(model.backbone.item_embedding.weight.data, expected)
+    assert not any("llm" in name for name, _ in model.named_parameters())
+
+
+def test_llmesr_loss_parts_are_the_weighted_losses(fast_config, fake_users):
+    settings = {**fast_config, "train_mode": "all_positions", "loss_type": "BCE"}
+    settings.update(llmesr_distill_weight=0.3, llmesr_item_reg_weight=0.2)
+    config = build_config("SASRec", SAMPLE, config_dict=settings, method="llmesr")
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = LLMESR(config, train._dataset).eval()  # no dropout: the parts are deterministic
+    batch = next(iter(train))
+    torch.manual_seed(1)
+    l_rec, l_distill, l_reg = model.calculate_loss(batch)
+
+    users = batch[model.USER_ID]
+    student = model(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+    neighbours = train._dataset.similar_users[users.numpy()]
+    teachers = []
+    for row in neighbours:
+        seqs = model.user_sequences[torch.as_tensor(row)]
+        lens = model.user_lengths[torch.as_tensor(row)]
+        teachers.append(model(seqs, lens).mean(dim=0))
+    expected = ((student - torch.stack(teachers)) ** 2).mean()
+    assert float(l_distill) == pytest.approx(0.3 * float(expected), rel=1e-4)
+    items = torch.unique(batch[model.ITEM_SEQ])
+    items = items[items != 0]
+    e_llm = model.views.adapter(model.views.llm_table[items])
+    e_id = model.views.id_embedding(items)
+    assert float(l_reg) == pytest.approx(0.2 * float(soft_contrastive_loss(e_llm, e_id)), rel=1e-4)
+    assert math.isfinite(float(l_rec)) and float(l_rec) > 0
+    # scores are the sum of the two views' scores
+    scores = model.item_scores(batch)
+    d = model.views.embedding_dim
+    by_view = (
+        student[:, :d] @ model.views.id_embedding.weight.T
+        + student[:, d:] @ (model.views.adapter(model.views.llm_table)).T
+    )
+    torch.testing.assert_close(scores, by_view, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["llminit", "llmesr"])
+def test_reloaded_checkpoint_reproduces_the_runs_test_result(fast_config, method):
+    settings = {**fast_config, "train_mode": "all_positions", "loss_type": "BCE"}
+    settings["user_embedding_max_length"] = 32
+    result = run_recbole_faerec("SASRec", SAMPLE, config_dict=settings, method=method)
+    assert result["text_prior"]["weight"] == 12.0
+    config, model, _, train, _, test = load_data_and_model(result["model_file"])
+    assert config["method"] == method and type(model).__name__ == config["model"]
+    trainer = FAERecTrainer(config, model)
+    trainer.eval_collector.data_collect(train)
+    reloaded = trainer.evaluate(test, load_best_model=False)
+    assert same_metrics(dict(reloaded), dict(result["test_result"]))
