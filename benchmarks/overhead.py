@@ -44,8 +44,10 @@ from recbole_faerec.text_prior import fit_text_prior
 class Setup:
     """A trainer with its data, ready to time training epochs and full-sort evaluations."""
 
-    def __init__(self, backbone: str, dataset: str, config_dict: dict, base: bool) -> None:
-        config = build_config(backbone, dataset, config_dict=config_dict, base=base)
+    def __init__(
+        self, backbone: str, dataset: str, config_dict: dict, base: bool, method: str | None = None
+    ) -> None:
+        config = build_config(backbone, dataset, config_dict=config_dict, base=base, method=method)
         run = prepare_run(config)
         self.train_data, self.valid_data, self.trainer = run.train_data, run.valid_data, run.trainer
         self.trainer.eval_collector.data_collect(self.train_data)
