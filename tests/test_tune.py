@@ -30,7 +30,9 @@ from recbole_faerec.tune import (
     run_sweep,
     trials_markdown,
 )
-from recbole_faerec.tune.summary import at_best_evaluation
+from recbole_faerec.tune.driver import default_name
+from recbole_faerec.tune.spec import SweepSpec
+from recbole_faerec.tune.summary import at_best_evaluation, write_best_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE_DIR = PACKAGE_ROOT / "properties" / "tune"
@@ -365,3 +367,27 @@ def test_the_objective_function_validates_and_tests_with_one_scorer(fast_config,
     assert prior["weight"] == 12.0  # the run tests with its fitted prior
     assert result["best_valid_score"] == prior["valid_scores"]["12"] > prior["valid_scores"]["0"]
     assert result["best_valid_result"]["ndcg@10"] == result["best_valid_score"]
+
+
+def test_a_sweep_names_its_method_in_its_folder_and_its_best_config(tmp_path):
+    assert default_name("SASRec", "yelp", "grid.yaml", "llmesr") == "LLMESR-SASRec-yelp-grid"
+    assert default_name("SASRec", "yelp", "grid.yaml", "bare") == "base-SASRec-yelp-grid"
+    assert default_name("SASRec", "yelp", "grid.yaml", "faerec") == "FAERec-SASRec-yelp-grid"
+    spec = SweepSpec(
+        model="SASRec",
+        dataset="yelp",
+        method="llmesr",
+        space_file="grid.yaml",
+        config_files=[],
+        overrides={"epochs": 3},
+        data_path="dataset",
+        seed=2020,
+        metric="ndcg@10",
+        mode="max",
+        max_t=3,
+    )
+    text = write_best_config(tmp_path / "best.yaml", spec, {"llmesr_distill_weight": 0.2}, 0.01)
+    header = text.read_text().splitlines()
+    assert "LLM-ESR(SASRec) on yelp" in header[1]
+    assert "--model=SASRec --dataset=yelp --method=llmesr --config_files=" in header[2]
+    assert yaml.safe_load(text.read_text()) == {"epochs": 3, "llmesr_distill_weight": 0.2}

@@ -28,6 +28,9 @@ from recbole_faerec.config_checks import check_llmesr_settings
 from recbole_faerec.model.bare import BareBackbone
 from recbole_faerec.model.dual_view import DualViewItemEmbedding
 
+#: Similar users encoded together when the teachers are built (sorted by sequence length).
+TEACHER_CHUNK = 512
+
 
 def soft_contrastive_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """LLM-ESR's contrastive loss between paired rows of ``x`` and ``y`` (temperature 1).
@@ -124,13 +127,25 @@ class LLMESR(BareBackbone):
     # -- 2. retrieval-augmented self-distillation ----------------------------------------------
     def teacher(self, users: torch.Tensor) -> torch.Tensor:
         """Mean representation of each user's similar users, without gradient."""
-        neighbours = self.similar_users[users].flatten()
-        sequences, lengths = self.user_sequences[neighbours], self.user_lengths[neighbours]
-        if self.trims_padding:
-            sequences = sequences[:, : int(lengths.max())]
+        neighbours = self.similar_users[users]
+        distinct, index = torch.unique(neighbours, return_inverse=True)
         with torch.no_grad():
-            encoded = self.forward(sequences, lengths)
-        return encoded.view(users.size(0), -1, encoded.size(-1)).mean(dim=1)
+            encoded = self.encode_users(distinct)
+        return encoded[index].mean(dim=1)
+
+    def encode_users(self, users: torch.Tensor) -> torch.Tensor:
+        """The representation of each of ``users`` from its training sequence. A backbone that
+        allows it (:attr:`trims_padding`) encodes them by increasing length in chunks cut to their
+        longest sequence: the same output, far less work than padding all to the longest."""
+        sequences, lengths = self.user_sequences[users], self.user_lengths[users]
+        if not self.trims_padding:
+            return self.forward(sequences, lengths)
+        order = torch.argsort(lengths)
+        encoded = torch.empty(users.numel(), 2 * self.views.embedding_dim, device=users.device)
+        for rows in order.split(TEACHER_CHUNK):
+            longest = int(lengths[rows].max())
+            encoded[rows] = self.forward(sequences[rows, :longest], lengths[rows])
+        return encoded
 
     def self_distillation_loss(self, interaction) -> torch.Tensor:
         """The distillation loss between the batch users and their teachers."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from recbole_faerec.config import split_config_files
 from recbole_faerec.io import USER_ERRORS, parse_overrides, print_user_error
+from recbole_faerec.model.registry import resolve_method
 from recbole_faerec.tune.driver import run_sweep
 from recbole_faerec.tune.summary import trials_markdown
 
@@ -22,7 +23,7 @@ def cli_sweep(args: Any, extra: Sequence[str]) -> int:
             args.dataset,
             config_files=split_config_files(args.config_files),
             overrides=overrides,
-            base=args.base,
+            method=resolve_method(args.method, args.base),
             num_samples=args.num_samples,
             cpus_per_trial=args.cpus_per_trial,
             gpus_per_trial=args.gpus_per_trial,

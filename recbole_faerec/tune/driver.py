@@ -17,6 +17,7 @@ from ray import air, tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from recbole_faerec.compat import worker_env
+from recbole_faerec.model.registry import DEFAULT_METHOD, METHODS
 from recbole_faerec.tune.space import Dimension, load_search_space
 from recbole_faerec.tune.spec import SPEC_FILE, SweepSpec, prepare_sweep
 from recbole_faerec.tune.summary import summarize
@@ -83,9 +84,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         ray.shutdown()
 
 
-def default_name(model: str, dataset: str, space_file: str | os.PathLike, base: bool) -> str:
-    """Experiment name of a sweep: ``<FAERec|base>-<model>-<dataset>-<space>``."""
-    return f"{'base' if base else 'FAERec'}-{model}-{dataset}-{Path(space_file).stem}"
+def default_name(model: str, dataset: str, space_file: str | os.PathLike, method: str) -> str:
+    """Experiment name of a sweep: ``<FAERec|LLMESR|LLMInit|base>-<model>-<dataset>-<space>``."""
+    prefix = "base" if method == "bare" else METHODS[method]
+    return f"{prefix}-{model}-{dataset}-{Path(space_file).stem}"
 
 
 def run_sweep(
@@ -95,7 +97,7 @@ def run_sweep(
     *,
     config_files: Sequence[str | os.PathLike] = (),
     overrides: Mapping[str, Any] | None = None,
-    base: bool = False,
+    method: str = DEFAULT_METHOD,
     num_samples: int = 1,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
@@ -116,7 +118,7 @@ def run_sweep(
     ``plot``).
     """
     storage = Path(storage_path).resolve()
-    name = name or default_name(model, dataset, space_file, base)
+    name = name or default_name(model, dataset, space_file, method)
     exp_dir = storage / name
     restorable = tune.Tuner.can_restore(exp_dir)
     if resume and not (restorable and (exp_dir / SPEC_FILE).is_file()):
@@ -139,7 +141,7 @@ def run_sweep(
             dataset,
             config_files,
             overrides,
-            base,
+            method,
             cpus_per_trial,
             gpus_per_trial,
         )

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from recbole_faerec.config import build_config
+from recbole_faerec.model.registry import DEFAULT_METHOD
 from recbole_faerec.pipeline import load_dataset
 from recbole_faerec.process import hidden_command_line
 from recbole_faerec.tune.space import Dimension, load_search_space
@@ -33,7 +34,7 @@ class SweepSpec:
 
     model: str
     dataset: str
-    base: bool
+    method: str
     space_file: str
     config_files: list[str]
     overrides: dict[str, Any]
@@ -90,7 +91,7 @@ def prepare_sweep(
     dataset: str,
     config_files: Sequence[str | os.PathLike] = (),
     overrides: Mapping[str, Any] | None = None,
-    base: bool = False,
+    method: str = DEFAULT_METHOD,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
 ) -> tuple[SweepSpec, dict[str, Dimension]]:
@@ -105,7 +106,7 @@ def prepare_sweep(
     overrides = dict(overrides or {})
     constants = {k: d.value for k, d in space.items() if not d.searched}
     with hidden_command_line():
-        config = build_config(model, dataset, files, {**overrides, **constants}, base=base)
+        config = build_config(model, dataset, files, {**overrides, **constants}, method=method)
     data_path = str(Path(config["data_path"]).resolve().parent)
     overrides.update(absolute_paths(config))
     load_dataset(config)
@@ -114,7 +115,7 @@ def prepare_sweep(
     spec = SweepSpec(
         model=model,
         dataset=dataset,
-        base=base,
+        method=method,
         space_file=str(space_file),
         config_files=files,
         overrides=overrides,

@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from recbole_faerec.io import atomic_write_text, json_text
+from recbole_faerec.model.registry import method_title
 from recbole_faerec.process import hidden_command_line
 from recbole_faerec.report.plots import plot_sensitivity
 from recbole_faerec.trainer import RESUME_SUFFIX, FAERecTrainer
@@ -104,10 +105,10 @@ def write_best_config(path: Path, spec: SweepSpec, params: Mapping[str, Any], sc
     files = " ".join([*spec.config_files, str(path)])
     header = (
         f"# Best trial of the sweep over {spec.space_file}\n"
-        f"# ({'bare ' if spec.base else 'FAERec + '}{spec.model} on {spec.dataset}; "
+        f"# ({method_title(spec.method, spec.model)} on {spec.dataset}; "
         f"best validation {spec.metric} = {score:.6g}, scored as the command below tests).\n"
         f"# Rerun: python run_recbole_faerec.py --model={spec.model} --dataset={spec.dataset}"
-        f"{' --base' if spec.base else ''} --config_files='{files}'\n"
+        f" --method={spec.method} --config_files='{files}'\n"
     )
     path.write_text(header + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return path
@@ -160,7 +161,7 @@ def summarize(
     }
     table.to_csv(outputs["trials_csv"], index=False)
     outputs["trials_md"].write_text(trials_markdown(table) + "\n", encoding="utf-8")
-    title = f"{'bare ' if spec.base else 'FAERec + '}{spec.model} on {spec.dataset}"
+    title = f"{method_title(spec.method, spec.model)} on {spec.dataset}"
     plot_sensitivity(
         table, searched, [metric, f"at_best_{TAIL_METRIC}"], outputs["plot"], title=title
     )

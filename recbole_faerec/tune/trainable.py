@@ -70,7 +70,7 @@ def faerec_trial(params: dict[str, Any], spec: SweepSpec) -> None:
     config_dict["gpu_id"] = ",".join(str(i) for i in ray.get_gpu_ids())
     with hidden_command_line():
         config = build_config(
-            spec.model, spec.dataset, spec.config_files, config_dict, base=spec.base
+            spec.model, spec.dataset, spec.config_files, config_dict, method=spec.method
         )
     init_logger(config)
     _, train_data, valid_data, _, net, trainer = prepare_run(config, _ReportingTrainer)
