@@ -261,6 +261,38 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
     assert len(calls) == 9  # another command: nothing is kept
 
 
+def test_a_partial_report_with_known_settings_carries_its_header(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
+        calls.append(_method(base, method))
+        if calls[-1] == "llmesr" and len(calls) > 4:
+            raise KeyboardInterrupt  # the resumed report is killed during its LLM-ESR run
+        model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
+        model_file.touch()
+        return {
+            "test_result": _result(1.0),
+            "best_valid_result": {"ndcg@10": 0.1},
+            "model_file": str(model_file),
+        }
+
+    monkeypatch.setattr(report_runner, "run_recbole_faerec", fake_run)
+    monkeypatch.setattr(report_runner, "load_data_and_model", _fake_loader({"seed": 5}))
+    out = tmp_path / "report"
+    run_report("toy", ["SASRec"], out, tsne_items=40)
+    saved = json.loads((out / "results.json").read_text())
+    for key in ("llminit", "llmesr"):  # a report from before the LLM baselines
+        del saved["metrics"]["SASRec"][key], saved["model_files"]["SASRec"][key]
+    (out / "results.json").write_text(json.dumps(saved))
+    with pytest.raises(KeyboardInterrupt):
+        run_report("toy", ["SASRec"], out, tsne_items=40, resume=True)
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["complete"] is False and calls[4:] == ["llminit", "llmesr"]
+    assert list(partial["metrics"]["SASRec"]) == ["base", "llminit", "faerec"]
+    assert (partial["dataset"], partial["seed"], partial["k"]) == ("toy", 5, 10)
+    assert partial["backbones"] == ["SASRec"] and "protocol" in partial
+
+
 def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeypatch):
     calls, loads = [], []
 
@@ -672,7 +704,10 @@ def test_resuming_the_committed_beauty_report_trains_only_the_llm_baselines(tmp_
     monkeypatch.setattr(report_runner, "plot_tsne", lambda views, path, seed: path)
     assert main([*shlex.split(committed["command"])[3:], "--resume"]) == 0
     backbones = ["SASRec", "FMLPRec", "LRURec"]
-    assert calls == [(b, m) for b in backbones for m in ("llminit", "llmesr")]
+    missing = [
+        (b, m) for b in backbones for m in ("llminit", "llmesr") if m not in committed["metrics"][b]
+    ]
+    assert missing and calls == missing  # only the LLM baselines' runs it lacks
     saved = json.loads((tmp_path / folder / "results.json").read_text(encoding="utf-8"))
     assert saved["command"] == committed["command"] and saved["complete"] is True
     for backbone in backbones:

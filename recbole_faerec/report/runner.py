@@ -312,6 +312,32 @@ def run_report(
     if resume or rescore:
         metrics, walls, files, validation, settings = finished_runs(results_path, command)
     views: dict[str, dict[str, np.ndarray]] = {}
+
+    def report_fields() -> dict[str, Any]:
+        """Everything ``results.json`` holds besides the metrics; the header (protocol, seed,
+        k...) once the first backbone's settings are known, so a partial report reads too."""
+        fields: dict[str, Any] = {
+            "wall_time_s": walls,
+            "model_files": files,
+            "validation": validation,
+            "settings": settings,
+        }
+        first = settings.get(backbones[0])
+        if first is not None:
+            topk = first.get("topk") or [10]
+            fields |= {
+                "protocol": {key: first.get(key) for key in PROTOCOL_KEYS},
+                "dataset": dataset,
+                "backbones": backbones,
+                "variants": list(next(iter(metrics.values()))),
+                "k": 10 if 10 in topk else max(topk),
+                "seed": first["seed"],
+                "overrides": overrides,
+                "config_files": [str(f) for f in config_file_list or []],
+                "machine": machine_info(),
+            }
+        return {**fields, "command": command}
+
     progress = tqdm(total=len(backbones) * (len(variants) + 1), desc="report", unit="run")
     with progress, hidden_command_line():
         for backbone in backbones:
@@ -349,16 +375,7 @@ def run_report(
                     )
                 elif variant == settings_variant:
                     settings[backbone] = run_settings(result["model_file"], keys)
-                save_results_json(
-                    metrics,
-                    results_path,
-                    complete=False,
-                    wall_time_s=walls,
-                    model_files=files,
-                    validation=validation,
-                    settings=settings,
-                    command=command,
-                )
+                save_results_json(metrics, results_path, complete=False, **report_fields())
                 hit = metric_value(result["test_result"], "hit@10")
                 _say(
                     f"{backbone} {variant}: {time.perf_counter() - start:.1f}s, "
@@ -376,25 +393,7 @@ def run_report(
             elif backbone not in settings:
                 settings[backbone] = run_settings(files[backbone][settings_variant], keys)
             progress.update()
-    seed = settings[backbones[0]]["seed"]
-    topk = settings[backbones[0]].get("topk") or [10]
-    first = settings[backbones[0]]
-    extra = {
-        "protocol": {key: first.get(key) for key in PROTOCOL_KEYS},
-        "wall_time_s": walls,
-        "model_files": files,
-        "validation": validation,
-        "settings": settings,
-        "dataset": dataset,
-        "backbones": backbones,
-        "variants": list(next(iter(metrics.values()))),
-        "k": 10 if 10 in topk else max(topk),
-        "seed": seed,
-        "overrides": overrides,
-        "config_files": [str(f) for f in config_file_list or []],
-        "machine": machine_info(),
-        "command": command,
-    }
+    extra = report_fields()
     save_results_json(metrics, results_path, complete=True, **extra)
     report = {"metrics": metrics, **extra}
     (out_dir / "results.md").write_text(format_report_markdown(report), encoding="utf-8")
@@ -402,7 +401,7 @@ def run_report(
     written = ["results.json", "results.md", "groups.png"]
     if views:  # FAERec's item views; a report without FAERec has none
         _say(f"t-SNE of {tsne_items} items per backbone")
-        plot_tsne(views, out_dir / "tsne.png", seed)
+        plot_tsne(views, out_dir / "tsne.png", extra["seed"])
         written.append("tsne.png")
     _say(f"wrote {', '.join(f'{out_dir}/{name}' for name in written)}")
     return report
