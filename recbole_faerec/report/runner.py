@@ -338,6 +338,9 @@ def run_report(
             }
         return {**fields, "command": command}
 
+    if metrics:  # resumed: the kept runs in today's format before anything trains
+        save_results_json(metrics, results_path, complete=False, **report_fields())
+
     progress = tqdm(total=len(backbones) * (len(variants) + 1), desc="report", unit="run")
     with progress, hidden_command_line():
         for backbone in backbones:
