@@ -180,15 +180,14 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
     report = run_report(
         "toy", ["SASRec", "GRU4Rec"], out, config_dict={"epochs": 1}, ablations=True, tsne_items=40
     )
-    assert len(calls) == 2 * (4 + len(ABLATIONS))
-    methods = ["bare", "llminit", "llmesr", "faerec"]
-    assert [method for _, _, method in calls[:4]] == methods  # each backbone's runs in order
-    assert [config_dict for _, config_dict, _ in calls[:4]] == [
-        {"epochs": 1, "text_prior": True}
-    ] * 4
-    for (_, config_dict, method), switches in zip(calls[4:9], ABLATIONS.values(), strict=True):
-        assert config_dict == {"epochs": 1, **switches, "text_prior": False}
-        assert method == "faerec"  # the ablations are FAERec's only
+    # each run for every backbone before the next, LLM-ESR (the slowest by far) last
+    order = ["bare", "llminit", "faerec", *["faerec"] * len(ABLATIONS), "llmesr"]
+    assert [(b, m) for b, _, m in calls] == [(b, m) for m in order for b in ("SASRec", "GRU4Rec")]
+    methods = [*calls[:6], *calls[-2:]]
+    assert [c for _, c, _ in methods] == [{"epochs": 1, "text_prior": True}] * 8
+    for i, switches in enumerate(ABLATIONS.values()):  # the ablations are FAERec's only
+        for _, config_dict, _ in calls[6 + 2 * i : 8 + 2 * i]:
+            assert config_dict == {"epochs": 1, **switches, "text_prior": False}
     saved = json.loads((out / "results.json").read_text())
     assert list(saved["metrics"]) == ["SASRec", "GRU4Rec"]
     rows = ["base", "base+prior", "llminit", "llminit+prior", "llmesr", "llmesr+prior"]
@@ -249,7 +248,7 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
 
     run_report("toy", ["SASRec"], out, tsne_items=40, resume=True)
     # the bare run was kept, only the missing ones ran
-    assert calls == ["bare", "llminit", "llminit", "llmesr", "faerec"]
+    assert calls == ["bare", "llminit", "llminit", "faerec", "llmesr"]
     saved = json.loads((out / "results.json").read_text())
     assert saved["complete"] is True
     assert list(saved["metrics"]["SASRec"]) == ["base", "llminit", "llmesr", "faerec"]
@@ -299,7 +298,7 @@ def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeyp
 
     def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
         calls.append(_method(base, method))
-        if len(calls) == 5:
+        if len(calls) == 4:
             raise KeyboardInterrupt  # killed during the first ablation
         model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
         model_file.touch()
@@ -320,16 +319,16 @@ def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeyp
     out = tmp_path / "report"
     with pytest.raises(KeyboardInterrupt):
         run_report("toy", ["SASRec"], out, tsne_items=40, ablations=True)
-    assert loads == ["SASRec-4.pth"]  # the FAERec run's views were sampled as it finished
+    assert loads == ["SASRec-3.pth"]  # the FAERec run's views were sampled as it finished
     partial = json.loads((out / "results.json").read_text())
     assert partial["settings"]["SASRec"]["seed"] == 5
     for model_file in tmp_path.glob("*.pth"):
         model_file.unlink()  # a new machine: the checkpoints are gone, the report folder is not
 
     run_report("toy", ["SASRec"], out, tsne_items=40, ablations=True, resume=True)
-    assert calls[:5] == ["bare", "llminit", "llmesr", "faerec", "faerec"]
-    assert len(calls) == 5 + len(ABLATIONS)
-    assert loads == ["SASRec-4.pth"]  # the t-SNE came from the saved views
+    assert calls[:4] == ["bare", "llminit", "faerec", "faerec"]
+    assert calls[-1] == "llmesr" and len(calls) == 5 + len(ABLATIONS)
+    assert loads == ["SASRec-3.pth"]  # the t-SNE came from the saved views
     saved = json.loads((out / "results.json").read_text())
     assert saved["complete"] is True and saved["seed"] == 5
     assert list(saved["metrics"]["SASRec"])[:4] == ["base", "llminit", "llmesr", "faerec"]
@@ -373,7 +372,7 @@ def test_rescoring_a_report_refits_the_prior_rows_and_trains_nothing(tmp_path, m
     walls = json.loads((out / "results.json").read_text())["wall_time_s"]
     monkeypatch.setattr(report_runner, "run_recbole_faerec", _no_training)
     run_report("toy", ["SASRec"], out, tsne_items=40, rescore=True)
-    assert rescored == [f"SASRec-{m}.pth" for m in ("bare", "llminit", "llmesr", "faerec")]
+    assert rescored == [f"SASRec-{m}.pth" for m in ("bare", "llminit", "faerec", "llmesr")]
     saved = json.loads((out / "results.json").read_text())
     metrics = saved["metrics"]["SASRec"]
     assert metrics["base"]["hit@10"] == pytest.approx(_result(1.0)["hit@10"])
@@ -636,7 +635,7 @@ def test_a_report_restricted_with_methods_trains_only_those(tmp_path, monkeypatc
     out = tmp_path / "two"
     argv = ["-d", "toy", "-m", "SASRec,GRU4Rec", "--out", str(out), "--tsne-items", "40"]
     assert main([*argv, "--methods", "llmesr, bare"]) == 0
-    assert calls == [(b, m) for b in ("SASRec", "GRU4Rec") for m in ("bare", "llmesr")]
+    assert calls == [(b, m) for m in ("bare", "llmesr") for b in ("SASRec", "GRU4Rec")]
     saved = json.loads((out / "results.json").read_text())
     assert saved["variants"] == ["base", "base+prior", "llmesr", "llmesr+prior"]
     assert saved["command"].endswith("--methods bare,llmesr --tsne-items 40")
@@ -706,7 +705,7 @@ def test_resuming_the_committed_beauty_report_trains_only_the_llm_baselines(tmp_
     assert main([*shlex.split(committed["command"])[3:], "--resume"]) == 0
     backbones = ["SASRec", "FMLPRec", "LRURec"]
     missing = [
-        (b, m) for b in backbones for m in ("llminit", "llmesr") if m not in committed["metrics"][b]
+        (b, m) for m in ("llminit", "llmesr") for b in backbones if m not in committed["metrics"][b]
     ]
     assert missing and calls == missing  # only the LLM baselines' runs it lacks
     saved = json.loads((tmp_path / folder / "results.json").read_text(encoding="utf-8"))

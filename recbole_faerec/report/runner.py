@@ -28,6 +28,7 @@ from recbole_faerec.quick_start import (
 from recbole_faerec.report.plots import item_views, plot_groups, plot_tsne
 from recbole_faerec.report.tables import (
     FAEREC,
+    LLMESR,
     MODEL_VARIANTS,
     PRIOR_ROWS,
     VALID_METRIC,
@@ -245,6 +246,14 @@ def train_run(
     )
 
 
+def training_order(variants: Sequence[str], backbones: Sequence[str]) -> list[tuple[str, str]]:
+    """``(variant, backbone)`` in the order a report trains them: each variant for every backbone
+    before the next, LLM-ESR (many times slower than the others: its self-distillation encodes
+    ten similar users per user) last, so that an interrupted report has whole columns."""
+    ordered = [v for v in variants if v != LLMESR] + [v for v in variants if v == LLMESR]
+    return [(variant, backbone) for variant in ordered for backbone in backbones]
+
+
 def _run_order(rows: Mapping[str, Any], variants: Sequence[str]) -> dict[str, Any]:
     """A backbone's rows in the order of its runs (each method's row, then its prior's), whatever
     the order they were kept or trained in."""
@@ -343,50 +352,49 @@ def run_report(
 
     progress = tqdm(total=len(backbones) * (len(variants) + 1), desc="report", unit="run")
     with progress, hidden_command_line():
-        for backbone in backbones:
+        for variant, backbone in training_order(list(variants), backbones):
+            switches = variants[variant]
             views_file = item_views_path(out_dir, backbone)
-            for variant, switches in variants.items():
-                progress.set_postfix_str(f"{backbone} {variant}")
-                done = files.get(backbone, {}).get(variant)
-                on_disk = bool(done) and Path(done).is_file()
-                kept = variant in metrics.get(backbone, {})
-                if variant == settings_variant and not on_disk:
-                    kept = kept and backbone in settings
-                    kept = kept and (variant != FAEREC or views_file.is_file())
-                if kept and not (rescore and variant in PRIOR_ROWS):
-                    _say(f"{backbone} {variant}: kept from {results_path}")
-                    progress.update()
-                    continue
-                start = time.perf_counter()
-                if kept and on_disk:
-                    result = rescore_saved_run(done)
-                    _say(f"{backbone} {variant}: scoring fitted again on {done}")
-                else:
-                    result = train_run(
-                        backbone, dataset, config_file_list, {**overrides, **switches}, variant
-                    )
-                    walls.setdefault(backbone, {})[variant] = time.perf_counter() - start
-                rows = {**metrics.get(backbone, {}), **scored_rows(variant, result)}
-                metrics[backbone] = _run_order(rows, list(variants))
-                files.setdefault(backbone, {})[variant] = result["model_file"]
-                validation.setdefault(backbone, {})[variant] = validation_record(
-                    result, VALID_METRIC
-                )
-                if variant == FAEREC:
-                    settings[backbone] = faerec_views(
-                        result["model_file"], views_file, keys, tsne_items
-                    )
-                elif variant == settings_variant:
-                    settings[backbone] = run_settings(result["model_file"], keys)
-                save_results_json(metrics, results_path, complete=False, **report_fields())
-                hit = metric_value(result["test_result"], "hit@10")
-                _say(
-                    f"{backbone} {variant}: {time.perf_counter() - start:.1f}s, "
-                    f"test H@10 {value_cell(hit)}"
-                )
+            progress.set_postfix_str(f"{backbone} {variant}")
+            done = files.get(backbone, {}).get(variant)
+            on_disk = bool(done) and Path(done).is_file()
+            kept = variant in metrics.get(backbone, {})
+            if variant == settings_variant and not on_disk:
+                kept = kept and backbone in settings
+                kept = kept and (variant != FAEREC or views_file.is_file())
+            if kept and not (rescore and variant in PRIOR_ROWS):
+                _say(f"{backbone} {variant}: kept from {results_path}")
                 progress.update()
+                continue
+            start = time.perf_counter()
+            if kept and on_disk:
+                result = rescore_saved_run(done)
+                _say(f"{backbone} {variant}: scoring fitted again on {done}")
+            else:
+                result = train_run(
+                    backbone, dataset, config_file_list, {**overrides, **switches}, variant
+                )
+                walls.setdefault(backbone, {})[variant] = time.perf_counter() - start
+            rows = {**metrics.get(backbone, {}), **scored_rows(variant, result)}
+            metrics[backbone] = _run_order(rows, list(variants))
+            files.setdefault(backbone, {})[variant] = result["model_file"]
+            validation.setdefault(backbone, {})[variant] = validation_record(result, VALID_METRIC)
+            if variant == FAEREC:
+                model_file = result["model_file"]
+                settings[backbone] = faerec_views(model_file, views_file, keys, tsne_items)
+            elif variant == settings_variant:
+                settings[backbone] = run_settings(result["model_file"], keys)
+            save_results_json(metrics, results_path, complete=False, **report_fields())
+            hit = metric_value(result["test_result"], "hit@10")
+            _say(
+                f"{backbone} {variant}: {time.perf_counter() - start:.1f}s, "
+                f"test H@10 {value_cell(hit)}"
+            )
+            progress.update()
+        for backbone in backbones:
             metrics[backbone] = _run_order(metrics[backbone], list(variants))
             progress.set_postfix_str(f"{backbone} embeddings")
+            views_file = item_views_path(out_dir, backbone)
             if FAEREC in variants:
                 if not (views_file.is_file() and backbone in settings):  # from an older report
                     settings[backbone] = faerec_views(
