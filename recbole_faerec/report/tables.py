@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from recbole_faerec.model.registry import METHOD_LABELS
 from recbole_faerec.results import result_group_labels
 
 #: The report's rows of the four methods, models alone: the bare backbone, the LLM-enhanced
@@ -15,7 +16,7 @@ MODEL_VARIANTS = (BASE, LLMINIT, LLMESR, FAEREC)
 #: The methods FAERec is compared with in the ``Impr.`` row.
 BASELINES = (BASE, LLMINIT, LLMESR)
 #: ``--methods`` names (those of the plugin's method switch) -> the report's row of each.
-METHODS = {"bare": BASE, "llminit": LLMINIT, "llmesr": LLMESR, "faerec": FAEREC}
+METHOD_ROWS = {"bare": BASE, "llminit": LLMINIT, "llmesr": LLMESR, "faerec": FAEREC}
 #: The rows of the same runs scored with the text prior (:mod:`recbole_faerec.text_prior`).
 PRIOR_ROWS = {variant: f"{variant}+prior" for variant in MODEL_VARIANTS}
 BASE_PRIOR, LLMINIT_PRIOR, LLMESR_PRIOR, FAEREC_PRIOR = PRIOR_ROWS.values()
@@ -24,7 +25,7 @@ ATTRIBUTED = (BASE_PRIOR, FAEREC, FAEREC_PRIOR)
 #: The rows of Table 2 in its order: the models alone, then with the text prior; any other
 #: variant is a Table 3 ablation (FAERec with one switch off).
 TABLE2_VARIANTS = (*MODEL_VARIANTS, *PRIOR_ROWS.values())
-_LABELS = {LLMINIT: "LLMInit", LLMESR: "LLM-ESR", FAEREC: "FAERec"}
+_LABELS = {METHOD_ROWS[method]: label for method, label in METHOD_LABELS.items()}
 
 IMPROVEMENT = "Improv."
 #: The validation figure recorded per run (the early-stopping metric of the protocol yaml).
@@ -82,19 +83,19 @@ def method_variants(methods: str | Sequence[str] | None) -> list[str]:
         return list(MODEL_VARIANTS)
     text = methods if isinstance(methods, str) else ",".join(methods)
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in METHODS]
+    unknown = [name for name in names if name not in METHOD_ROWS]
     if not names or unknown:
         raise ValueError(
             f"--methods: {text!r} names {', '.join(map(repr, unknown)) or 'no method'}; "
-            f"fix: a comma-separated list of {', '.join(METHODS)}."
+            f"fix: a comma-separated list of {', '.join(METHOD_ROWS)}."
         )
-    chosen = {METHODS[name] for name in names}
+    chosen = {METHOD_ROWS[name] for name in names}
     return [variant for variant in MODEL_VARIANTS if variant in chosen]
 
 
 def method_name(variant: str) -> str:
     """The ``--methods`` name of a method's row (``base`` -> ``bare``)."""
-    return {v: name for name, v in METHODS.items()}[variant]
+    return {v: name for name, v in METHOD_ROWS.items()}[variant]
 
 
 def table2_order(variants: Sequence[str]) -> list[str]:
