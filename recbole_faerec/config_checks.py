@@ -238,6 +238,7 @@ def check_faerec_settings(config) -> None:
 
 #: The losses LLM-ESR's self-distillation can use (``llmesr_distill_loss``).
 DISTILL_LOSSES = ("mse", "contrastive")
+TEACHER_REFRESHES = ("step", "epoch")
 
 
 def check_llmesr_settings(config) -> None:
@@ -258,6 +259,10 @@ def check_llmesr_settings(config) -> None:
         "llmesr_item_reg_weight": (
             is_number(config["llmesr_item_reg_weight"]) and config["llmesr_item_reg_weight"] >= 0,
             "a number >= 0",
+        ),
+        "llmesr_teacher_refresh": (
+            config["llmesr_teacher_refresh"] in TEACHER_REFRESHES,
+            f"one of {', '.join(TEACHER_REFRESHES)}",
         ),
         "llmesr_cross_attention": (
             isinstance(config["llmesr_cross_attention"], bool),

@@ -93,6 +93,13 @@ def test_llmesr_keys_are_checked(fast_config):
             config_dict={**fast_config, "llmesr_distill_loss": "kl"},
             method="llmesr",
         )
+    with pytest.raises(ConfigError, match="llmesr_teacher_refresh: 'batch' is invalid"):
+        build_config(
+            "SASRec",
+            SAMPLE,
+            config_dict={**fast_config, "llmesr_teacher_refresh": "batch"},
+            method="llmesr",
+        )
     with pytest.raises(ConfigError, match="method: 'llmesrr' is not a method"):
         build_config("SASRec", SAMPLE, config_dict=fast_config, method="llmesrr")
 
@@ -192,9 +199,11 @@ def test_llminit_starts_from_the_pca_of_the_llm_table(fast_config):
     assert not any("llm" in name for name, _ in model.named_parameters())
 
 
-def test_llmesr_loss_parts_are_the_weighted_losses(fast_config, fake_users):
+@pytest.mark.parametrize("refresh", ["step", "epoch"])
+def test_llmesr_loss_parts_are_the_weighted_losses(fast_config, fake_users, refresh):
     settings = {**fast_config, "train_mode": "all_positions", "loss_type": "BCE"}
     settings.update(llmesr_distill_weight=0.3, llmesr_item_reg_weight=0.2)
+    settings["llmesr_teacher_refresh"] = refresh
     config = build_config("SASRec", SAMPLE, config_dict=settings, method="llmesr")
     train, _, _ = data_preparation(config, create_dataset(config))
     model = LLMESR(config, train._dataset).eval()  # no dropout: the parts are deterministic
@@ -226,6 +235,28 @@ def test_llmesr_loss_parts_are_the_weighted_losses(fast_config, fake_users):
         + student[:, d:] @ (model.views.adapter(model.views.llm_table)).T
     )
     torch.testing.assert_close(scores, by_view, rtol=1e-4, atol=1e-4)
+
+
+def test_epoch_teachers_hold_still_within_an_epoch(fast_config, fake_users):
+    settings = {**fast_config, "train_mode": "all_positions", "loss_type": "BCE"}
+    settings["llmesr_teacher_refresh"] = "epoch"
+    config = build_config("SASRec", SAMPLE, config_dict=settings, method="llmesr")
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = LLMESR(config, train._dataset)
+    model.set_epoch(0)
+    assert model.training  # the refresh leaves the model as it found it
+    users = next(iter(train))[model.USER_ID]
+    with torch.no_grad():
+        everyone = model.eval()(model.user_sequences, model.user_lengths)
+        model.train()
+    neighbours = torch.as_tensor(train._dataset.similar_users)[users]
+    expected = everyone[neighbours].mean(dim=1)
+    torch.testing.assert_close(model.teacher(users), expected, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        model.views.id_embedding.weight.add_(0.5)
+    torch.testing.assert_close(model.teacher(users), expected, rtol=1e-4, atol=1e-5)
+    model.set_epoch(1)
+    assert not torch.allclose(model.teacher(users), expected, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("method", ["llminit", "llmesr"])

@@ -11,7 +11,9 @@ Reading order follows its paper and official code (github liuqidong07/LLM-ESR):
 2. **Retrieval-augmented self-distillation**: each user's ``llmesr_similar_users`` most similar
    users, retrieved once per dataset by the LLM embeddings of the users' training items
    (:mod:`recbole_faerec.data.similar_users`), are encoded by the same model; the mean of their
-   representations, without gradient, teaches the user's (``llmesr_distill_loss``).
+   representations, without gradient, teaches the user's (``llmesr_distill_loss``). The official
+   code encodes them at every step (``llmesr_teacher_refresh: step``); ``epoch`` encodes every user
+   once at the start of each epoch, without dropout, and takes the teachers from those.
 3. **Item-level regularisation** (off in the official runs): a soft contrastive loss between the
    two views of the batch's input items.
 
@@ -66,6 +68,8 @@ class LLMESR(BareBackbone):
         self.distill_weight = config["llmesr_distill_weight"]
         self.distill_kind = config["llmesr_distill_loss"]
         self.item_reg_weight = config["llmesr_item_reg_weight"]
+        self.teacher_refresh = config["llmesr_teacher_refresh"]
+        self.user_representations: torch.Tensor | None = None
 
         llm_table = torch.as_tensor(dataset.llm_embeddings, dtype=torch.float32)
         original = self.backbone.item_embedding
@@ -125,9 +129,28 @@ class LLMESR(BareBackbone):
         return users @ self.views.weight.T
 
     # -- 2. retrieval-augmented self-distillation ----------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """With ``llmesr_teacher_refresh: epoch``, encode every user for this epoch's teachers."""
+        super().set_epoch(epoch)
+        if self.teacher_refresh == "epoch" and self.distill_weight:
+            self.refresh_user_representations()
+
+    def refresh_user_representations(self) -> None:
+        """Every user's representation from its training sequence, without dropout or gradient."""
+        training = self.training
+        self.eval()
+        with torch.no_grad():
+            everyone = torch.arange(self.user_sequences.size(0), device=self.user_sequences.device)
+            self.user_representations = self.encode_users(everyone)
+        self.train(training)
+
     def teacher(self, users: torch.Tensor) -> torch.Tensor:
         """Mean representation of each user's similar users, without gradient."""
         neighbours = self.similar_users[users]
+        if self.teacher_refresh == "epoch":
+            if self.user_representations is None:
+                self.refresh_user_representations()
+            return self.user_representations[neighbours].mean(dim=1)
         distinct, index = torch.unique(neighbours, return_inverse=True)
         with torch.no_grad():
             encoded = self.encode_users(distinct)
