@@ -4,8 +4,11 @@ methods end to end in RecBole on the real amazon-beauty-sample."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import pickle
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -271,3 +274,56 @@ def test_reloaded_checkpoint_reproduces_the_runs_test_result(fast_config, method
     trainer.eval_collector.data_collect(train)
     reloaded = trainer.evaluate(test, load_best_model=False)
     assert same_metrics(dict(reloaded), dict(result["test_result"]))
+
+
+# -- the official code's input files (benchmarks/llmesr_official.py) -----------------------------
+def _official_harness():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "llmesr_official.py"
+    spec = importlib.util.spec_from_file_location("llmesr_official", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_official_codes_files_hold_the_plugins_splits_tables_and_neighbours(
+    fast_config, fake_users, sample_data_path, tmp_path, monkeypatch
+):
+    harness = _official_harness()
+    monkeypatch.setattr(harness, "build_config", _with(harness.build_config, fast_config))
+    data = harness.export(SAMPLE, str(sample_data_path), tmp_path, smoke=False)
+    handled = tmp_path / "data" / harness.OFFICIAL_NAME / "handled"
+
+    inter = _inter_frame(sample_data_path / SAMPLE / f"{SAMPLE}.inter")
+    inter = inter.sort_values(["user_id:token", "order"], kind="stable")
+    config = build_config("SASRec", SAMPLE, config_dict=fast_config, method="llmesr")
+    dataset = create_dataset(config)
+    items = dataset.field2id_token["item_id"]
+    rows = [line.split() for line in (handled / "inter.txt").read_text().splitlines()]
+    exported: dict[int, list[str]] = {}
+    for user, item in rows:
+        exported.setdefault(int(user), []).append(items[int(item)])
+    sequences = sorted(inter.groupby("user_id:token")["item_id:token"].agg(list).tolist())
+    assert sorted(exported.values()) == sequences  # every user's items, oldest first
+    assert data["users"] == len(sequences) == len(exported)
+    for row, seen in enumerate(data["earlier"][True]):  # test: all but the test item removed
+        assert {items[i] for i in seen} == set(exported[row + 1][:-1])
+
+    with open(handled / "itm_emb_np.pkl", "rb") as file:
+        llm = pickle.load(file)
+    np.testing.assert_allclose(llm, np.asarray(dataset.llm_embeddings, dtype=np.float32)[1:])
+    with open(handled / "pca64_itm_emb_np.pkl", "rb") as file:
+        pca = pickle.load(file)
+    assert pca.shape == (dataset.item_num - 1, harness.HIDDEN_SIZE)
+    with open(handled / "sim_user_100.pkl", "rb") as file:
+        similar = pickle.load(file)
+    assert similar.shape == (len(sequences), 10)
+    assert all(row not in neighbours for row, neighbours in enumerate(similar.tolist()))
+
+
+def _with(build, settings: dict):
+    """``build_config`` with ``settings`` under the harness's own keys."""
+
+    def wrapped(backbone, dataset, config_dict=None, method=None):
+        return build(backbone, dataset, config_dict={**settings, **config_dict}, method=method)
+
+    return wrapped
