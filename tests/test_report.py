@@ -180,13 +180,17 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
     report = run_report(
         "toy", ["SASRec", "GRU4Rec"], out, config_dict={"epochs": 1}, ablations=True, tsne_items=40
     )
-    # each run for every backbone before the next, LLM-ESR (the slowest by far) last
-    order = ["bare", "llminit", "faerec", *["faerec"] * len(ABLATIONS), "llmesr"]
-    assert [(b, m) for b, _, m in calls] == [(b, m) for m in order for b in ("SASRec", "GRU4Rec")]
-    methods = [*calls[:6], *calls[-2:]]
-    assert [c for _, c, _ in methods] == [{"epochs": 1, "text_prior": True}] * 8
+    # every method around a backbone before the next (LLM-ESR, the slowest by far, last of
+    # them), then the ablations
+    methods = ["bare", "llminit", "faerec", "llmesr"]
+    ablations = ["faerec"] * len(ABLATIONS)
+    assert [(b, m) for b, _, m in calls] == [
+        *((b, m) for b in ("SASRec", "GRU4Rec") for m in methods),
+        *((b, m) for m in ablations for b in ("SASRec", "GRU4Rec")),
+    ]
+    assert [c for _, c, _ in calls[:8]] == [{"epochs": 1, "text_prior": True}] * 8
     for i, switches in enumerate(ABLATIONS.values()):  # the ablations are FAERec's only
-        for _, config_dict, _ in calls[6 + 2 * i : 8 + 2 * i]:
+        for _, config_dict, _ in calls[8 + 2 * i : 10 + 2 * i]:
             assert config_dict == {"epochs": 1, **switches, "text_prior": False}
     saved = json.loads((out / "results.json").read_text())
     assert list(saved["metrics"]) == ["SASRec", "GRU4Rec"]
@@ -299,7 +303,7 @@ def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeyp
     def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
         calls.append(_method(base, method))
         if len(calls) == 4:
-            raise KeyboardInterrupt  # killed during the first ablation
+            raise KeyboardInterrupt  # killed during the LLM-ESR run
         model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
         model_file.touch()
         return {
@@ -326,8 +330,7 @@ def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeyp
         model_file.unlink()  # a new machine: the checkpoints are gone, the report folder is not
 
     run_report("toy", ["SASRec"], out, tsne_items=40, ablations=True, resume=True)
-    assert calls[:4] == ["bare", "llminit", "faerec", "faerec"]
-    assert calls[-1] == "llmesr" and len(calls) == 5 + len(ABLATIONS)
+    assert calls == ["bare", "llminit", "faerec", "llmesr", "llmesr", *["faerec"] * len(ABLATIONS)]
     assert loads == ["SASRec-3.pth"]  # the t-SNE came from the saved views
     saved = json.loads((out / "results.json").read_text())
     assert saved["complete"] is True and saved["seed"] == 5
@@ -635,7 +638,7 @@ def test_a_report_restricted_with_methods_trains_only_those(tmp_path, monkeypatc
     out = tmp_path / "two"
     argv = ["-d", "toy", "-m", "SASRec,GRU4Rec", "--out", str(out), "--tsne-items", "40"]
     assert main([*argv, "--methods", "llmesr, bare"]) == 0
-    assert calls == [(b, m) for m in ("bare", "llmesr") for b in ("SASRec", "GRU4Rec")]
+    assert calls == [(b, m) for b in ("SASRec", "GRU4Rec") for m in ("bare", "llmesr")]
     saved = json.loads((out / "results.json").read_text())
     assert saved["variants"] == ["base", "base+prior", "llmesr", "llmesr+prior"]
     assert saved["command"].endswith("--methods bare,llmesr --tsne-items 40")

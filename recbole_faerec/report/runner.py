@@ -247,11 +247,15 @@ def train_run(
 
 
 def training_order(variants: Sequence[str], backbones: Sequence[str]) -> list[tuple[str, str]]:
-    """``(variant, backbone)`` in the order a report trains them: each variant for every backbone
-    before the next, LLM-ESR (many times slower than the others: its self-distillation encodes
-    ten similar users per user) last, so that an interrupted report has whole columns."""
-    ordered = [v for v in variants if v != LLMESR] + [v for v in variants if v == LLMESR]
-    return [(variant, backbone) for variant in ordered for backbone in backbones]
+    """``(variant, backbone)`` in the order a report trains them: every method around one backbone
+    before the next backbone (LLM-ESR, many times slower than the others, last of them), then the
+    ablations; an interrupted report has the whole comparison of its first backbones."""
+    methods = [v for v in variants if v in MODEL_VARIANTS and v != LLMESR]
+    methods += [v for v in variants if v == LLMESR]
+    ablations = [v for v in variants if v not in MODEL_VARIANTS]
+    return [(v, b) for b in backbones for v in methods] + [
+        (v, b) for v in ablations for b in backbones
+    ]
 
 
 def _run_order(rows: Mapping[str, Any], variants: Sequence[str]) -> dict[str, Any]:
