@@ -154,10 +154,12 @@ def _method(base: bool, method: str | None) -> str:
 
 
 def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
-    calls = []
+    calls, folders = [], []
 
     def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
-        calls.append((backbone, dict(config_dict), _method(base, method)))
+        settings = dict(config_dict)
+        folders.append(settings.pop("checkpoint_dir"))
+        calls.append((backbone, settings, _method(base, method)))
         scale = 1.0 if _method(base, method) == "bare" else 1.1
         prior = None
         if config_dict["text_prior"]:  # the prior's row scales the metrics by 1.2 more
@@ -189,6 +191,8 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
         *((b, m) for m in ablations for b in ("SASRec", "GRU4Rec")),
     ]
     assert [c for _, c, _ in calls[:8]] == [{"epochs": 1, "text_prior": True}] * 8
+    assert len(set(folders)) == len(calls)  # every run keeps its checkpoints apart
+    assert Path(folders[-1]).name == "GRU4Rec-w-o-PG"
     for i, switches in enumerate(ABLATIONS.values()):  # the ablations are FAERec's only
         for _, config_dict, _ in calls[8 + 2 * i : 10 + 2 * i]:
             assert config_dict == {"epochs": 1, **switches, "text_prior": False}
@@ -226,12 +230,16 @@ def test_backbones_and_ablations_plumbing(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path, monkeypatch):
-    calls = []
+    monkeypatch.chdir(tmp_path)
+    calls, settings = [], []
 
     def fake_run(backbone, dataset, config_file_list, config_dict, saved, base=False, method=None):
         calls.append(_method(base, method))
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # killed during the LLMInit run
+        settings.append(dict(config_dict))
+        if len(calls) == 2:  # killed during the LLMInit run, after its state of epoch 3
+            Path(config_dict["checkpoint_dir"]).mkdir(parents=True)
+            (Path(config_dict["checkpoint_dir"]) / "LLMInit-3-resume.pth").touch()
+            raise KeyboardInterrupt
         model_file = tmp_path / f"{backbone}-{len(calls)}.pth"
         model_file.touch()
         return {
@@ -251,8 +259,13 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
     assert partial["complete"] is False and list(partial["metrics"]["SASRec"]) == ["base"]
 
     run_report("toy", ["SASRec"], out, tsne_items=40, resume=True)
-    # the bare run was kept, only the missing ones ran
+    # the bare run was kept, only the missing ones ran; the LLMInit run from its last state
     assert calls == ["bare", "llminit", "llminit", "faerec", "llmesr"]
+    folders = [Path(c["checkpoint_dir"]) for c in settings]
+    assert folders[1] == folders[2] and len(set(folders)) == 4  # a folder per run
+    assert folders[0].parent.parent == Path("saved", "reports")
+    assert settings[2]["resume"] == str(folders[1] / "LLMInit-3-resume.pth")
+    assert [("resume" in c) for c in settings] == [False, False, True, False, False]
     saved = json.loads((out / "results.json").read_text())
     assert saved["complete"] is True
     assert list(saved["metrics"]["SASRec"]) == ["base", "llminit", "llmesr", "faerec"]
@@ -261,7 +274,8 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
     run_report("toy", ["SASRec"], out, tsne_items=40, resume=True)
     assert len(calls) == 5  # nothing left to run
     run_report("toy", ["SASRec"], out, tsne_items=40, config_dict={"epochs": 2}, resume=True)
-    assert len(calls) == 9  # another command: nothing is kept
+    assert len(calls) == 9  # another command: nothing is kept, no state continued
+    assert not any("resume" in c for c in settings[5:])
 
 
 def test_a_partial_report_with_known_settings_carries_its_header(tmp_path, monkeypatch):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -231,18 +233,33 @@ def run_settings(model_file: str, keys: Sequence[str]) -> dict[str, Any]:
     return effective_settings(config, keys)
 
 
+def run_folder(runs_dir: Path, backbone: str, variant: str) -> Path:
+    """The checkpoint folder of one run of a report (``variant`` around ``backbone``)."""
+    return runs_dir / f"{backbone}-{re.sub(r'[^A-Za-z0-9]+', '-', variant).strip('-')}"
+
+
 def train_run(
     backbone: str,
     dataset: str,
     config_file_list: Sequence[str] | None,
     config_dict: Mapping[str, Any],
     variant: str,
+    folder: Path | None = None,
+    continue_state: bool = False,
 ) -> dict[str, Any]:
     """Train and test one run of the report: ``variant``'s method around ``backbone`` (FAERec for
-    an ablation), named by the plugin's method switch."""
+    an ablation), named by the plugin's method switch. Its checkpoints go to ``folder``; with
+    ``continue_state``, a run interrupted there continues from its last per-epoch state."""
     method = method_name(variant) if variant in MODEL_VARIANTS else method_name(FAEREC)
+    settings = dict(config_dict)
+    if folder is not None:
+        settings["checkpoint_dir"] = str(folder)
+        states = sorted(folder.glob("*-resume.pth"), key=os.path.getmtime)
+        if continue_state and states:
+            settings["resume"] = str(states[-1])
+            _say(f"{backbone} {variant}: continues from {states[-1]}")
     return run_recbole_faerec(
-        backbone, dataset, config_file_list, dict(config_dict), saved=True, method=method
+        backbone, dataset, config_file_list, settings, saved=True, method=method
     )
 
 
@@ -287,7 +304,9 @@ def run_report(
     each backbone's FAERec item views is written beside it (``item_views-<backbone>.npz``). With
     ``resume``, the runs that the same command already finished are kept instead of trained
     again, whether or not their model files are still on disk (a FAERec run needs its model file
-    or its saved views); only the missing runs are trained. ``rescore`` (implies ``resume``)
+    or its saved views); only the missing runs are trained, and a run that was cut off continues
+    from its last per-epoch state (each run keeps its checkpoints in a folder of its own under
+    ``saved/reports/``, named by the command). ``rescore`` (implies ``resume``)
     keeps their trained weights but fits their scoring again with this code
     (:func:`~recbole_faerec.quick_start.rescore_saved_run`: the text prior of the runs that have
     one), so that a change to the prior reaches a report without training anything.
@@ -316,6 +335,12 @@ def run_report(
         dataset, backbones, out_dir, config_file_list, overrides, ablations, tsne_items, chosen
     )
     keys = _setting_keys(overrides)
+    # Each run's checkpoints in a folder of its own, named by the command, so that --resume
+    # continues an interrupted run from its last epoch.
+    digest = hashlib.sha1(command.encode("utf-8")).hexdigest()[:8]
+    runs_dir = (
+        Path(overrides.get("checkpoint_dir") or "saved") / "reports" / f"{out_dir.name}-{digest}"
+    )
     results_path = out_dir / "results.json"
     metrics: dict[str, dict[str, Any]] = {}
     walls: dict[str, dict[str, float]] = {}
@@ -376,7 +401,13 @@ def run_report(
                 _say(f"{backbone} {variant}: scoring fitted again on {done}")
             else:
                 result = train_run(
-                    backbone, dataset, config_file_list, {**overrides, **switches}, variant
+                    backbone,
+                    dataset,
+                    config_file_list,
+                    {**overrides, **switches},
+                    variant,
+                    run_folder(runs_dir, backbone, variant),
+                    continue_state=resume or rescore,
                 )
                 walls.setdefault(backbone, {})[variant] = time.perf_counter() - start
             rows = {**metrics.get(backbone, {}), **scored_rows(variant, result)}
