@@ -157,16 +157,15 @@ class LLMESR(BareBackbone):
         return encoded[index].mean(dim=1)
 
     def encode_users(self, users: torch.Tensor) -> torch.Tensor:
-        """The representation of each of ``users`` from its training sequence. A backbone that
-        allows it (:attr:`trims_padding`) encodes them by increasing length in chunks cut to their
-        longest sequence: the same output, far less work than padding all to the longest."""
+        """The representation of each of ``users`` from its training sequence, in chunks of
+        :data:`TEACHER_CHUNK` users by increasing length (every user at the start of an epoch
+        stays within memory). A backbone that allows it (:attr:`trims_padding`) cuts each chunk to
+        its longest sequence: the same output, far less work than padding all to the longest."""
         sequences, lengths = self.user_sequences[users], self.user_lengths[users]
-        if not self.trims_padding:
-            return self.forward(sequences, lengths)
         order = torch.argsort(lengths)
         encoded = torch.empty(users.numel(), 2 * self.views.embedding_dim, device=users.device)
         for rows in order.split(TEACHER_CHUNK):
-            longest = int(lengths[rows].max())
+            longest = int(lengths[rows].max()) if self.trims_padding else sequences.size(1)
             encoded[rows] = self.forward(sequences[rows, :longest], lengths[rows])
         return encoded
 

@@ -244,20 +244,18 @@ def train_run(
     config_file_list: Sequence[str] | None,
     config_dict: Mapping[str, Any],
     variant: str,
-    folder: Path | None = None,
+    folder: Path,
     continue_state: bool = False,
 ) -> dict[str, Any]:
     """Train and test one run of the report: ``variant``'s method around ``backbone`` (FAERec for
     an ablation), named by the plugin's method switch. Its checkpoints go to ``folder``; with
     ``continue_state``, a run interrupted there continues from its last per-epoch state."""
     method = method_name(variant) if variant in MODEL_VARIANTS else method_name(FAEREC)
-    settings = dict(config_dict)
-    if folder is not None:
-        settings["checkpoint_dir"] = str(folder)
-        states = sorted(folder.glob("*-resume.pth"), key=os.path.getmtime)
-        if continue_state and states:
-            settings["resume"] = str(states[-1])
-            _say(f"{backbone} {variant}: continues from {states[-1]}")
+    settings = {**config_dict, "checkpoint_dir": str(folder)}
+    states = sorted(folder.glob("*-resume.pth"), key=os.path.getmtime)
+    if continue_state and states:
+        settings["resume"] = str(states[-1])
+        _say(f"{backbone} {variant}: continues from {states[-1]}")
     return run_recbole_faerec(
         backbone, dataset, config_file_list, settings, saved=True, method=method
     )
