@@ -47,30 +47,34 @@ def test_readme_results_are_the_committed_reports():
     for folder, body in results:
         report = json.loads((ROOT / folder / "results.json").read_text(encoding="utf-8"))
         datasets.add(report["dataset"])
-        keys, titles = metric_columns(report["k"])
+        k = report["k"]
+        keys = [f"hit@{k}", f"ndcg@{k}", f"tailhit@{k}"]
+        titles = [f"H@{k}", f"N@{k}", f"Tail H@{k}"]
         table2, _, table3 = body.partition("Table 3")
         header, _, *rows = _rows(table2)
-        assert header == ["Backbone", "Model", *titles]
+        assert header == ["Backbone", "Model", *titles, *(f"{t} + prior" for t in titles)]
         checked = []
         for backbone, label, *cells in rows:
             results_of = report["metrics"][backbone]
-            if label == "Impr.":  # FAERec over the best baseline present, models alone
+            if label == "Impr.":  # FAERec over the best baseline present, alone and + prior
                 assert checked[-1] == (backbone, "faerec")
-                for key, cell in zip(keys, cells, strict=True):
-                    best = max(results_of[v][key] for v in ("base", "llminit", "llmesr")
-                               if v in results_of)  # fmt: skip
-                    gain = 100 * (results_of["faerec"][key] - best) / best
-                    assert cell == f"{gain:+.2f}%", (folder, backbone, key)
+                for suffix, part in (("", cells[:3]), ("+prior", cells[3:])):
+                    baselines = [v + suffix for v in ("base", "llminit", "llmesr")]
+                    for key, cell in zip(keys, part, strict=True):
+                        best = max(results_of[v][key] for v in baselines if v in results_of)
+                        gain = 100 * (results_of["faerec" + suffix][key] - best) / best
+                        assert cell == f"{gain:+.2f}%", (folder, backbone, suffix, key)
                 continue
-            [variant] = [v for v in results_of if variant_label(backbone, v) == label]
-            for key, cell in zip(keys, cells, strict=True):
-                value = results_of[variant][key]
-                assert cell == ("-" if value is None else f"{value:.4f}"), (folder, label, key)
-            checked.append((backbone, variant))
-        # Every Table 2 row of the report, in the paper's order: the models, then with the prior.
-        every = [(b, v) for b in report["backbones"] for v in TABLE2_VARIANTS
-                 if v in report["metrics"][b]]  # fmt: skip
-        assert checked == every, f"{folder}: rows {checked} for the variants {every}"
+            [method] = [v for v in results_of if variant_label(backbone, v) == label]
+            for variant, part in ((method, cells[:3]), (f"{method}+prior", cells[3:])):
+                for key, cell in zip(keys, part, strict=True):
+                    value = results_of[variant][key]
+                    assert cell == ("-" if value is None else f"{value:.4f}"), (folder, label, key)
+            checked.append((backbone, method))
+        # A row per method in the paper's order, each with its prior's figures.
+        methods = ("base", "llminit", "llmesr", "faerec")
+        every = [(b, v) for b in report["backbones"] for v in methods if v in report["metrics"][b]]
+        assert checked == every, f"{folder}: rows {checked} for the methods {every}"
         assert body.count("| Impr. |") == len(report["backbones"])
         picks = [_validation_pick(report, b) for b in report["backbones"]]
         assert f"Validation picks: {'; '.join(picks)}." in body
@@ -321,20 +325,12 @@ def test_results_tables_follow_the_papers_order_with_impr_and_the_validation_pic
     text = "<!-- generated: results reports/toy -->\n<!-- end generated -->\n"
     body = blocks(render_document(text, tmp_path))[0][2]
     labels = [row[1] for row in _rows(body)[2:]]
-    assert labels == [
-        "SASRec",
-        "LLMInit",
-        "LLM-ESR",
-        "FAERec",
-        "Impr.",
-        "SASRec + text prior",
-        "LLMInit + text prior",
-        "LLM-ESR + text prior",
-        "FAERec + text prior",
-    ]
-    assert _rows(body)[2][2:] == ["0.1000", "0.0500", "0.0200", "0.3000", "-"]
-    # FAERec's tail H@10 0.05 over LLM-ESR's 0.04; the other columns tie (or are undefined).
-    assert _rows(body)[6][2:] == ["+0.00%", "+0.00%", "+25.00%", "+0.00%", "-"]
+    assert labels == ["SASRec", "LLMInit", "LLM-ESR", "FAERec", "Impr."]
+    # H, N and tail H@10 alone, then + prior (the bare SASRec + prior has N@10 0.08).
+    assert _rows(body)[2][2:] == ["0.1000", "0.0500", "0.0200", "0.1000", "0.0800", "0.0400"]
+    # FAERec's tail H@10 0.05 over LLM-ESR's 0.04 (alone) and 0.10 over 0.08 (+ prior); its
+    # N@10 + prior 0.05 under the bare SASRec + prior's 0.08.
+    assert _rows(body)[6][2:] == ["+0.00%", "+0.00%", "+25.00%", "+0.00%", "-37.50%", "+25.00%"]
     ratios = "LLMInit 1.50x; LLM-ESR 2.00x; FAERec 2.50x; SASRec + text prior 2.00x; LLMInit +"
     assert f"Tail H@10 over the bare backbone: {ratios}" in body
     # 0.045 (the bare SASRec + prior at weight 8) beats LLM-ESR's 0.044 and FAERec's 0.04.

@@ -1,8 +1,8 @@
 """Tables of measured figures, rendered from the committed files that hold them.
 
 * :func:`render_results`: one report's ``results.json`` (``reports/<dataset>-<backbones>/``), one
-  row per backbone and Table 2 variant in the paper's order with its ``Impr.`` row, the ratio to
-  the bare backbone, the row validation picks and Table 3;
+  row per backbone and method in the paper's order (alone and + text prior side by side) with
+  its ``Impr.`` row, the ratio to the bare backbone, the row validation picks and Table 3;
 * :func:`render_seeds`: a report over seeds (``seeds.json``), mean and spread per variant;
 * :func:`render_scaling`: the lines ``benchmarks/scaling.py`` printed (``key=value`` fields);
 * :func:`render_sweep`: a two-key sweep's ``trials.csv`` as grids of its validation figures.
@@ -24,6 +24,8 @@ from recbole_faerec.report.tables import (
     BASE,
     BEST_BASELINE_IMPROVEMENT,
     FAEREC,
+    MODEL_VARIANTS,
+    PRIOR_ROWS,
     TABLE2_VARIANTS,
     ablation_grid,
     best_baseline_improvement,
@@ -38,6 +40,9 @@ from recbole_faerec.report.tables import (
 
 #: The ratio to the bare backbone stated under each results table.
 RATIO_METRIC = "tailhit"
+#: The columns of the README's results tables, each for the model alone and + text prior; the
+#: head and coverage columns are in each report's ``results.md``.
+README_METRICS = ("hit", "ndcg", RATIO_METRIC)
 
 
 def load_json(path: Path) -> dict[str, Any]:
@@ -73,22 +78,27 @@ def _protocol(protocol: Mapping[str, Any]) -> str:
 
 
 def render_results(root: Path, folder: str) -> str:
-    """The test figures of the report in ``folder`` (relative to ``root``)."""
+    """The test figures of the report in ``folder`` (relative to ``root``): a row per method
+    with its figures alone and + text prior side by side (:data:`README_METRICS`)."""
     report = load_json(root / folder / "results.json")
     k = report.get("k", 10)
-    keys, titles = metric_columns(k)
+    keys = [f"{name}@{k}" for name in README_METRICS]
+    titles = [f"{SEED_METRICS[name]}@{k}" for name in README_METRICS]
     title_of = dict(zip(keys, titles, strict=True))
     backbones = report.get("backbones") or list(report["metrics"])
     rows, ratios, picks = [], [], []
     for backbone in backbones:
-        variants = _variants(report, backbone)
         results = report["metrics"].get(backbone, {})
-        for variant in variants:
-            values = [metric_value(results[variant], key) for key in keys]
-            rows.append([backbone, variant_label(backbone, variant), *map(value_cell, values)])
-            gains = best_baseline_improvement(results, keys) if variant == FAEREC else None
-            if gains is not None:
-                rows.append([backbone, BEST_BASELINE_IMPROVEMENT, *map(_percent, gains)])
+        for method in (v for v in MODEL_VARIANTS if v in results):
+            prior = results.get(PRIOR_ROWS[method], {})
+            cells = [value_cell(metric_value(results[method], key)) for key in keys]
+            cells += [value_cell(metric_value(prior, key)) for key in keys]
+            rows.append([backbone, variant_label(backbone, method), *cells])
+            if method == FAEREC:
+                gains = [best_baseline_improvement(results, keys, p) for p in (False, True)]
+                if gains[0] is not None or gains[1] is not None:
+                    cells = [_percent(g) for part in gains for g in part or [None] * len(keys)]
+                    rows.append([backbone, BEST_BASELINE_IMPROVEMENT, *cells])
         pick = validation_pick(report, backbone)
         if pick is not None:
             text = validation_pick_text(backbone, pick)
@@ -98,7 +108,7 @@ def render_results(root: Path, folder: str) -> str:
             base = metric_value(results[BASE], key)
             gains = [
                 f"{variant_label(backbone, v)} {_ratio(metric_value(results[v], key), base)}"
-                for v in variants
+                for v in _variants(report, backbone)
                 if v != BASE
             ]
             ratios.append(f"{backbone}: {', '.join(gains)}" if len(backbones) > 1 else gains)
@@ -108,7 +118,8 @@ def render_results(root: Path, folder: str) -> str:
     ]
     if report.get("command"):  # the same paragraph: the README keeps within its line budget
         lines.append(f"Command: `{report['command']}`")
-    lines += ["", markdown_table(["Backbone", "Model", *titles], rows)]
+    header = ["Backbone", "Model", *titles, *(f"{title} + prior" for title in titles)]
+    lines += ["", markdown_table(header, rows)]
     if ratios:
         title = title_of[f"{RATIO_METRIC}@{k}"]
         parts = ratios if len(backbones) > 1 else ratios[0]

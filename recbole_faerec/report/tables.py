@@ -107,20 +107,25 @@ def table2_order(variants: Sequence[str]) -> list[str]:
 
 
 def best_baseline_improvement(
-    variants: Mapping[str, Mapping[str, Any]], keys: Sequence[str]
+    variants: Mapping[str, Mapping[str, Any]], keys: Sequence[str], with_prior: bool = False
 ) -> list[float | None] | None:
     """Per key, FAERec's relative improvement (%) over the best of the baselines present (the
-    bare backbone, LLMInit, LLM-ESR, models alone), as the paper's ``Impr.`` row; None when
-    FAERec or every baseline is missing."""
-    baselines = [variants[v] for v in BASELINES if v in variants]
-    if FAEREC not in variants or not baselines:
+    bare backbone, LLMInit, LLM-ESR, models alone), as the paper's ``Impr.`` row; with
+    ``with_prior``, FAERec + text prior over the best baseline + text prior. None when FAERec or
+    every baseline is missing."""
+
+    def row(variant: str) -> str:
+        return PRIOR_ROWS[variant] if with_prior else variant
+
+    baselines = [variants[row(v)] for v in BASELINES if row(v) in variants]
+    if row(FAEREC) not in variants or not baselines:
         return None
     gains = []
     for key in keys:
         values = [metric_value(result, key) for result in baselines]
         known = [value for value in values if value is not None]
         best = max(known) if known else None
-        gains.append(relative_improvement(best, metric_value(variants[FAEREC], key)))
+        gains.append(relative_improvement(best, metric_value(variants[row(FAEREC)], key)))
     return gains
 
 
