@@ -257,6 +257,7 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
         run_report("toy", ["SASRec"], out, tsne_items=40)
     partial = json.loads((out / "results.json").read_text())
     assert partial["complete"] is False and list(partial["metrics"]["SASRec"]) == ["base"]
+    assert not (out / "results.md").exists()  # no header yet (the settings of the FAERec run)
 
     run_report("toy", ["SASRec"], out, tsne_items=40, resume=True)
     # the bare run was kept, only the missing ones ran; the LLMInit run from its last state
@@ -267,7 +268,7 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
     assert settings[2]["resume"] == str(folders[1] / "LLMInit-3-resume.pth")
     assert [("resume" in c) for c in settings] == [False, False, True, False, False]
     saved = json.loads((out / "results.json").read_text())
-    assert saved["complete"] is True
+    assert saved["complete"] is True and "Partial" not in (out / "results.md").read_text()
     assert list(saved["metrics"]["SASRec"]) == ["base", "llminit", "llmesr", "faerec"]
     assert saved["model_files"]["SASRec"]["base"] == str(tmp_path / "SASRec-1.pth")
 
@@ -309,6 +310,10 @@ def test_a_partial_report_with_known_settings_carries_its_header(tmp_path, monke
     assert partial["metrics"] == old["metrics"]
     assert (partial["dataset"], partial["seed"], partial["k"]) == ("toy", 5, 10)
     assert partial["backbones"] == ["SASRec"] and partial["protocol"] == complete["protocol"]
+    # results.md holds the kept runs and says it is partial.
+    text = (out / "results.md").read_text()
+    assert "**Partial report**" in text and "| SASRec | FAERec |" in text
+    assert "| SASRec | LLMInit |" not in text
 
 
 def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeypatch):

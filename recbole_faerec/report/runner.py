@@ -233,6 +233,13 @@ def run_settings(model_file: str, keys: Sequence[str]) -> dict[str, Any]:
     return effective_settings(config, keys)
 
 
+def write_markdown(out_dir: Path, report: Mapping[str, Any]) -> None:
+    """Write ``results.md`` of ``report`` (the ``results.json`` mapping) atomically; a partial
+    report (``complete: False``) says so."""
+    with atomic_open(out_dir / "results.md", "w") as handle:
+        handle.write(format_report_markdown(report))
+
+
 def run_folder(runs_dir: Path, backbone: str, variant: str) -> Path:
     """The checkpoint folder of one run of a report (``variant`` around ``backbone``)."""
     return runs_dir / f"{backbone}-{re.sub(r'[^A-Za-z0-9]+', '-', variant).strip('-')}"
@@ -374,8 +381,16 @@ def run_report(
             }
         return {**fields, "command": command}
 
+    def save_partial() -> None:
+        """``results.json`` of the runs finished so far and, once its header is known, a
+        ``results.md`` that says it is partial."""
+        fields = report_fields()
+        save_results_json(metrics, results_path, complete=False, **fields)
+        if "k" in fields:
+            write_markdown(out_dir, {"metrics": metrics, "complete": False, **fields})
+
     if metrics:  # resumed: the kept runs in today's format before anything trains
-        save_results_json(metrics, results_path, complete=False, **report_fields())
+        save_partial()
 
     progress = tqdm(total=len(backbones) * (len(variants) + 1), desc="report", unit="run")
     with progress, hidden_command_line():
@@ -417,7 +432,7 @@ def run_report(
                 settings[backbone] = faerec_views(model_file, views_file, keys, tsne_items)
             elif variant == settings_variant:
                 settings[backbone] = run_settings(result["model_file"], keys)
-            save_results_json(metrics, results_path, complete=False, **report_fields())
+            save_partial()
             hit = metric_value(result["test_result"], "hit@10")
             _say(
                 f"{backbone} {variant}: {time.perf_counter() - start:.1f}s, "
@@ -440,7 +455,7 @@ def run_report(
     extra = report_fields()
     save_results_json(metrics, results_path, complete=True, **extra)
     report = {"metrics": metrics, **extra}
-    (out_dir / "results.md").write_text(format_report_markdown(report), encoding="utf-8")
+    write_markdown(out_dir, report)
     plot_groups(report, out_dir / "groups.png")
     written = ["results.json", "results.md", "groups.png"]
     if views:  # FAERec's item views; a report without FAERec has none

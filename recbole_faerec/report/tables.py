@@ -319,6 +319,14 @@ def format_report_markdown(report: Mapping[str, Any]) -> str:
         "LLM-ESR, models alone, those the report ran); "
         f"{IMPROVEMENT} is the relative improvement of the row above over the bare backbone; "
         "`-` marks an undefined value (e.g. an empty group).",
+        *(
+            []
+            if report.get("complete", True)
+            else [
+                "**Partial report**: the runs finished so far; the same command with `--resume` "
+                "trains the rest and writes the figures."
+            ]
+        ),
         f"Reproduce with:\n\n```\n{report.get('command', '')}\n```",
         "Protocol: "
         + ", ".join(f"`{key}: {value}`" for key, value in report.get("protocol", {}).items()),
