@@ -18,7 +18,11 @@ the settings of its ``experiments/beauty.bash``. This script only
   user's earlier items removed, H@10, N@10 and tail H@10 (head: the top ``head_ratio`` of items by
   training popularity);
 * turns off ``torch.autograd.set_detect_anomaly``, which its ``main.py`` switches on (a debugging
-  aid: the same values, several times slower).
+  aid: the same values, several times slower);
+* runs its epoch loop (train one epoch, validate, its early stopping; at the end, test at the
+  best epoch) with a resume point after each epoch (``<out>/resume.pth``: the model, optimiser,
+  scheduler, early-stopping counters, random states and the validation so far), so that a run
+  killed at any point goes on where it stopped when the same command is run again.
 
 Writes ``<out>/results.json`` (validation at every epoch, test at the best one) and prints the test
 figures. ``--smoke`` keeps the first 300 users only, to check the set-up (with ``--epochs 2``).
@@ -30,6 +34,7 @@ import argparse
 import json
 import os
 import pickle
+import random
 import sys
 from pathlib import Path
 
@@ -39,7 +44,7 @@ import torch
 from recbole_faerec.config import build_config
 from recbole_faerec.data.dataset import create_dataset
 from recbole_faerec.data.similar_users import training_histories
-from recbole_faerec.io import write_json
+from recbole_faerec.io import atomic_open, write_json
 from recbole_faerec.model.fusion import pca_initialisation
 from recbole_faerec.popularity import head_mask
 
@@ -60,6 +65,8 @@ OFFICIAL_ARGS = [
 ]
 HIDDEN_SIZE = 64
 K = 10
+#: The early-stopping fields of the official ``EarlyStoppingNew`` that a resume restores.
+STOPPER_FIELDS = ("best_score", "best_epoch", "counter", "early_stop")
 
 
 def export(dataset_name: str, data_path: str, out: Path, smoke: bool) -> dict:
@@ -160,6 +167,72 @@ def full_ranking_trainer(base: type, data: dict, record: dict) -> type:
     return FullRankingTrainer
 
 
+def resumable_trainer(base: type, resume_file: Path, arguments: list[str], record: dict) -> type:
+    """The official trainer whose epoch loop saves a resume point after every epoch.
+
+    The loop is the official ``Trainer.train``'s (one epoch of its training, its validation, its
+    early stopping on ``watch_metric``; at the end its test of the best checkpoint); a resume
+    point made with other ``arguments`` is refused.
+    """
+
+    class ResumableTrainer(base):
+        def train(self) -> tuple[dict, int]:
+            start = self._resume()
+            for epoch in range(start, int(self.args.num_train_epochs)):
+                if self.stopper.early_stop:
+                    break
+                self._train_one_epoch(epoch)
+                metrics = self.eval(epoch=epoch)
+                self.stopper(
+                    metrics[self.watch_metric], epoch, self.model, self.optimizer, self.scheduler
+                )
+                self._save_resume_point(epoch)
+            return self.eval(test=True), self.stopper.best_epoch
+
+        def _save_resume_point(self, epoch: int) -> None:
+            state = {
+                "arguments": arguments,
+                "epoch": epoch,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "stopper": {field: getattr(self.stopper, field) for field in STOPPER_FIELDS},
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy_rng": np.random.get_state(),
+                "python_rng": random.getstate(),
+                "valid": record["valid"],
+            }
+            with atomic_open(resume_file, "wb") as file:
+                torch.save(state, file)
+
+        def _resume(self) -> int:
+            """Restore the last resume point, if any; returns the first epoch to train."""
+            if not resume_file.is_file():
+                return 0
+            state = torch.load(resume_file, map_location=self.device, weights_only=False)
+            if state["arguments"] != arguments:
+                raise SystemExit(
+                    f"error: --out: {resume_file} was made with other arguments "
+                    f"({' '.join(state['arguments'])}); fix: another --out, or delete that file"
+                )
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            for field, value in state["stopper"].items():
+                setattr(self.stopper, field, value)
+            torch.set_rng_state(state["torch_rng"].cpu())
+            if state["cuda_rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            np.random.set_state(state["numpy_rng"])
+            random.setstate(state["python_rng"])
+            record["valid"][:] = state["valid"]
+            self.logger.info(f"resumed after epoch {state['epoch']} from {resume_file}")
+            return state["epoch"] + 1
+
+    return ResumableTrainer
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", required=True, help="a checkout of liuqidong07/LLM-ESR")
@@ -196,7 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     import main as official_main  # parses sys.argv and seeds at import
 
     torch.autograd.set_detect_anomaly(False)
-    official_main.SeqTrainer = full_ranking_trainer(official_main.SeqTrainer, data, record)
+    trainer = full_ranking_trainer(official_main.SeqTrainer, data, record)
+    run = [  # what the resume point must share (not the device)
+        f"--plugin-dataset={args.dataset}",
+        *(["--smoke"] if args.smoke else []),
+        *(argument for argument in sys.argv[1:] if argument != "--no_cuda"),
+    ]
+    official_main.SeqTrainer = resumable_trainer(trainer, out / "resume.pth", run, record)
     official_main.main()
     best = max(record["valid"], key=lambda r: r["NDCG@10"])
     summary = {

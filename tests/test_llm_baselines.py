@@ -5,10 +5,13 @@ methods end to end in RecBole on the real amazon-beauty-sample."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import pickle
+import random
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -327,3 +330,87 @@ def _with(build, settings: dict):
         return build(backbone, dataset, config_dict={**settings, **config_dict}, method=method)
 
     return wrapped
+
+
+class _StopperStandIn:
+    """The official ``EarlyStoppingNew``: stop after ``patience`` epochs without a better score."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.best_score, self.best_epoch = patience, None, 0
+        self.counter, self.early_stop, self.calls = 0, False, 0
+
+    def __call__(self, score, epoch, model, optimizer, scheduler) -> None:
+        self.calls += 1
+        if self.best_score is None or score > self.best_score:
+            self.best_score, self.best_epoch, self.counter = score, epoch, 0
+        else:
+            self.counter += 1
+            self.early_stop = self.counter >= self.patience
+
+
+class _OfficialStandIn:
+    """The parts of the official ``Trainer`` the harness's epoch loop uses, with random training
+    (torch, numpy and python draws) and a validation score that rises and falls."""
+
+    fail_at: int | None = None
+
+    def __init__(self, record: dict) -> None:
+        torch.manual_seed(0)
+        np.random.seed(0)
+        random.seed(0)
+        self.record = record
+        self.args = SimpleNamespace(num_train_epochs=12)
+        self.device = torch.device("cpu")
+        self.logger = logging.getLogger("official-stand-in")
+        self.watch_metric = "NDCG@10"
+        self.model = torch.nn.Linear(3, 1)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.3)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=1, gamma=0.9)
+        self.stopper = _StopperStandIn(patience=3)
+
+    def _train_one_epoch(self, epoch: int) -> None:
+        if epoch == self.fail_at:
+            raise KeyboardInterrupt
+        inputs = torch.randn(8, 3) + float(np.random.rand()) + random.random()
+        loss = (self.model(inputs) - 1).pow(2).mean()
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.scheduler.step()
+
+    def eval(self, epoch: int = 0, test: bool = False) -> dict:
+        score = {"NDCG@10": -abs(float(self.model.weight.sum()) - 0.5)}
+        if test:
+            self.record["test"].append(score)
+        else:
+            self.record["valid"].append({"epoch": epoch, **score})
+        return score
+
+
+def test_the_official_loop_killed_mid_run_goes_on_to_the_same_validation_and_test(tmp_path):
+    harness = _official_harness()
+
+    def run(resume_file, fail_at=None):
+        record = {"valid": [], "test": []}
+        trainer = harness.resumable_trainer(_OfficialStandIn, resume_file, ["--seed=1"], record)
+        trainer.fail_at = fail_at
+        official = trainer(record)
+        try:
+            return official.train(), record, official.stopper.calls
+        except KeyboardInterrupt:
+            return None, record, official.stopper.calls
+
+    whole, whole_record, whole_calls = run(tmp_path / "whole.pth")
+    assert 3 < len(whole_record["valid"]) < 12  # it stopped early, after some epochs
+    killed, _, _ = run(tmp_path / "killed.pth", fail_at=3)
+    assert killed is None
+    resumed, resumed_record, resumed_calls = run(tmp_path / "killed.pth")
+    assert resumed == whole
+    assert resumed_record == whole_record  # the three epochs before the kill included
+    assert resumed_calls == whole_calls - 3  # the epochs before the kill are not trained again
+
+    record = {"valid": [], "test": []}
+    resume_file = tmp_path / "killed.pth"
+    other = harness.resumable_trainer(_OfficialStandIn, resume_file, ["--seed=2"], record)
+    with pytest.raises(SystemExit, match="--out: .* other arguments"):
+        other(record).train()
