@@ -49,7 +49,8 @@ def run_recbole_faerec(
     backbone ``model`` on ``dataset``; ``base`` is ``method="bare"``.
 
     Returns RecBole's result dict (``best_valid_score``, ``best_valid_result``, ``test_result``,
-    ...) plus ``model_file`` (the best checkpoint) and ``results_file`` (the JSON results).
+    ...) plus ``model_file`` (the best checkpoint), ``results_file`` (the JSON results) and
+    ``seconds_before_resume`` (what a resumed run took before it was stopped; 0 otherwise).
     """
     config = build_config(model, dataset, config_file_list, config_dict, base, method)
     init_logger(config)
@@ -99,6 +100,7 @@ def run_recbole_faerec(
         "text_prior": text_prior_record(trainer.model, prior_scores, test_without_prior),
         "model_file": trainer.saved_model_file if saved else None,
         "results_file": str(results_file) if results_file else None,
+        "seconds_before_resume": trainer.seconds_before_resume,
     }
 
 

@@ -6,11 +6,11 @@ training epoch and logs every loss part under the name the model gives it.
 Resume: before every training epoch (with ``resume_state: True``) the trainer writes
 ``<checkpoint>-resume.pth`` atomically, next to RecBole's best checkpoint: model, optimizer,
 early-stopping counters, the best validation result so far, the random states of torch, numpy
-and Python and the training loader's shuffling generator. :meth:`FAERecTrainer.resume_checkpoint`
-(``--resume=FILE``) restores all of it, so a run killed in epoch k and resumed continues exactly
-as if it had never stopped. RecBole's own checkpoints (the best epoch, no random states) are
-accepted too and resume RecBole's way, with the text prior that a rewritten best checkpoint holds
-switched off until training ends.
+and Python, the training loader's shuffling generator and the seconds the run has taken so far.
+:meth:`FAERecTrainer.resume_checkpoint` (``--resume=FILE``) restores all of it, so a run killed in
+epoch k and resumed continues exactly as if it had never stopped. RecBole's own checkpoints (the
+best epoch, no random states) are accepted too and resume RecBole's way, with the text prior that
+a rewritten best checkpoint holds switched off until training ends.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import secrets
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,9 @@ class FAERecTrainer(Trainer):
             self.saved_model_file = name[0]
         self.write_resume_state = bool(config["resume_state"])
         self._loader_state: torch.Tensor | None = None
+        self._started = time.perf_counter()
+        #: Seconds the run took before this process, up to the resume state it continues from.
+        self.seconds_before_resume = 0.0
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
@@ -113,6 +117,7 @@ class FAERecTrainer(Trainer):
                 "numpy_rng": np.random.get_state(),
                 "python_rng": random.getstate(),
                 "loader_generator": None if generator is None else generator.get_state(),
+                "elapsed_s": self.seconds_before_resume + time.perf_counter() - self._started,
             },
         }
         target = self.resume_file
@@ -148,6 +153,7 @@ class FAERecTrainer(Trainer):
         np.random.set_state(extra["numpy_rng"])
         random.setstate(extra["python_rng"])
         self._loader_state = extra["loader_generator"]
+        self.seconds_before_resume = float(extra.get("elapsed_s", 0.0))  # older states: unknown
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
         names = getattr(self.model, "loss_names", None)

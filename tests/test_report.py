@@ -246,6 +246,7 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
             "test_result": _result(1.0 if _method(base, method) == "bare" else 1.1),
             "best_valid_result": {"ndcg@10": 0.1},
             "model_file": str(model_file),
+            "seconds_before_resume": 1000.0 if "resume" in config_dict else 0.0,
         }
 
     fake_load = _fake_loader({"seed": 5, "topk": [10], "head_ratio": 0.2})
@@ -271,6 +272,8 @@ def test_an_interrupted_report_resumes_without_rerunning_finished_runs(tmp_path,
     assert saved["complete"] is True and "Partial" not in (out / "results.md").read_text()
     assert list(saved["metrics"]["SASRec"]) == ["base", "llminit", "llmesr", "faerec"]
     assert saved["model_files"]["SASRec"]["base"] == str(tmp_path / "SASRec-1.pth")
+    walls = saved["wall_time_s"]["SASRec"]  # the resumed run's time before it stopped counts
+    assert walls["llminit"] >= 1000 > max(walls["base"], walls["faerec"], walls["llmesr"])
 
     run_report("toy", ["SASRec"], out, tsne_items=40, resume=True)
     assert len(calls) == 5  # nothing left to run
@@ -329,6 +332,7 @@ def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeyp
             "test_result": _result(1.0 if _method(base, method) == "bare" else 1.1),
             "best_valid_result": {"ndcg@10": 0.1},
             "model_file": str(model_file),
+            "seconds_before_resume": 1000.0 if "resume" in config_dict else 0.0,
         }
 
     fake_load = _fake_loader({"seed": 5, "topk": [10], "head_ratio": 0.2})

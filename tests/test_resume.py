@@ -75,6 +75,9 @@ def test_a_killed_run_resumes_to_the_same_test_metrics(fast_config, run_dir):
     assert same_metrics(resumed["test_result"], uninterrupted["test_result"])
     assert same_metrics(resumed["best_valid_result"], uninterrupted["best_valid_result"])
     assert Path(resumed["model_file"]).parent == folder
+    # the time the killed process spent up to its state (at least one epoch) goes with the run
+    assert uninterrupted["seconds_before_resume"] == 0.0
+    assert resumed["seconds_before_resume"] == state["resume"]["elapsed_s"] > 0
 
 
 def test_resume_without_a_checkpoint_is_a_one_line_error(capsys):

@@ -422,7 +422,8 @@ def run_report(
                     run_folder(runs_dir, backbone, variant),
                     continue_state=resume or rescore,
                 )
-                walls.setdefault(backbone, {})[variant] = time.perf_counter() - start
+                wall = time.perf_counter() - start + result.get("seconds_before_resume", 0.0)
+                walls.setdefault(backbone, {})[variant] = wall
             rows = {**metrics.get(backbone, {}), **scored_rows(variant, result)}
             metrics[backbone] = _run_order(rows, list(variants))
             files.setdefault(backbone, {})[variant] = result["model_file"]
