@@ -721,8 +721,17 @@ def test_the_committed_reports_keep_their_command_with_the_default_methods(path)
 
 def test_resuming_the_committed_beauty_report_trains_only_the_llm_baselines(tmp_path, monkeypatch):
     folder = "reports/amazon-beauty-SASRec_FMLPRec_LRURec"
-    committed = json.loads((ROOT / folder / "results.json").read_text(encoding="utf-8"))
     shutil.copytree(ROOT / folder, tmp_path / folder)
+    # the report as it was before the LLM baselines: their rows, files and times taken out
+    results = tmp_path / folder / "results.json"
+    committed = json.loads(results.read_text(encoding="utf-8"))
+    baselines = {"llminit", "llminit+prior", "llmesr", "llmesr+prior"}
+    for key in ("metrics", "validation", "model_files", "wall_time_s"):
+        for rows in committed[key].values():
+            for row in baselines & set(rows):
+                del rows[row]
+    committed["complete"] = False
+    results.write_text(json.dumps(committed), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     calls = []
     monkeypatch.setattr(report_runner, "run_recbole_faerec", _method_fake(calls, tmp_path))
@@ -731,9 +740,9 @@ def test_resuming_the_committed_beauty_report_trains_only_the_llm_baselines(tmp_
     assert main([*shlex.split(committed["command"])[3:], "--resume"]) == 0
     backbones = ["SASRec", "FMLPRec", "LRURec"]
     missing = [
-        (b, m) for m in ("llminit", "llmesr") for b in backbones if m not in committed["metrics"][b]
+        (b, m) for b in backbones for m in ("llminit", "llmesr") if m not in committed["metrics"][b]
     ]
-    assert missing and calls == missing  # only the LLM baselines' runs it lacks
+    assert len(missing) == 6 and calls == missing  # only the LLM baselines' runs it lacks
     saved = json.loads((tmp_path / folder / "results.json").read_text(encoding="utf-8"))
     assert saved["command"] == committed["command"] and saved["complete"] is True
     for backbone in backbones:
