@@ -6,8 +6,8 @@ protocol, to compare with ``--method=llmesr``.
         [--epochs 200] [--cpu] [--smoke]
 
 Nothing of the official code is copied or changed: it is imported from ``--official`` (a checkout
-of its repository) and runs with its own model, training loop, optimiser and early stopping, with
-the settings of its ``experiments/beauty.bash``. This script only
+of its repository) and runs with its own model, data, training epoch, optimiser and early
+stopping, with the settings of its ``experiments/beauty.bash``. This script only
 
 * writes its input files (``data/<name>/handled/``) from the plugin's dataset: every user's
   items in the plugin's order (the plugin's internal ids, so the splits are the plugin's
