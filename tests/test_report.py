@@ -335,7 +335,8 @@ def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeyp
             "seconds_before_resume": 1000.0 if "resume" in config_dict else 0.0,
         }
 
-    fake_load = _fake_loader({"seed": 5, "topk": [10], "head_ratio": 0.2})
+    # the FAERec run continued from a resume state: where from is not one of its settings
+    fake_load = _fake_loader({"seed": 5, "topk": [10], "head_ratio": 0.2, "resume": "F.pth"})
 
     def counting_load(model_file):
         loads.append(Path(model_file).name)
@@ -349,6 +350,7 @@ def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeyp
     assert loads == ["SASRec-3.pth"]  # the FAERec run's views were sampled as it finished
     partial = json.loads((out / "results.json").read_text())
     assert partial["settings"]["SASRec"]["seed"] == 5
+    assert "resume" not in partial["settings"]["SASRec"]
     for model_file in tmp_path.glob("*.pth"):
         model_file.unlink()  # a new machine: the checkpoints are gone, the report folder is not
 

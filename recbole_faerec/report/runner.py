@@ -88,7 +88,8 @@ def _say(message: str) -> None:
 
 
 def _setting_keys(overrides: Mapping[str, Any]) -> list[str]:
-    """Keys worth recording: a fixed protocol list, the plugin's yaml keys and the overrides."""
+    """Keys worth recording: a fixed protocol list, the plugin's yaml keys and the overrides, but
+    not ``resume`` (where an interrupted run continued from, not how it was set)."""
     import yaml
 
     keys = list(_SETTING_KEYS)
@@ -97,7 +98,7 @@ def _setting_keys(overrides: Mapping[str, Any]) -> list[str]:
         if path.is_file():
             keys += list(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     keys += list(overrides)
-    return list(dict.fromkeys(keys))
+    return [key for key in dict.fromkeys(keys) if key != "resume"]
 
 
 def effective_settings(config: Any, keys: Sequence[str]) -> dict[str, Any]:
