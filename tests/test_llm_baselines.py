@@ -402,15 +402,15 @@ def test_the_official_loop_killed_mid_run_goes_on_to_the_same_validation_and_tes
 
     whole, whole_record, whole_calls = run(tmp_path / "whole.pth")
     assert 3 < len(whole_record["valid"]) < 12  # it stopped early, after some epochs
-    killed, _, _ = run(tmp_path / "killed.pth", fail_at=3)
+    resume_file = tmp_path / "killed.pth"
+    killed, _, _ = run(resume_file, fail_at=3)
     assert killed is None
-    resumed, resumed_record, resumed_calls = run(tmp_path / "killed.pth")
+    resumed, resumed_record, resumed_calls = run(resume_file)
     assert resumed == whole
     assert resumed_record == whole_record  # the three epochs before the kill included
     assert resumed_calls == whole_calls - 3  # the epochs before the kill are not trained again
 
     record = {"valid": [], "test": []}
-    resume_file = tmp_path / "killed.pth"
     other = harness.resumable_trainer(_OfficialStandIn, resume_file, ["--seed=2"], record)
     with pytest.raises(SystemExit, match="--out: .* other arguments"):
         other(record).train()

@@ -332,7 +332,6 @@ def test_a_report_resumes_on_a_machine_without_its_model_files(tmp_path, monkeyp
             "test_result": _result(1.0 if _method(base, method) == "bare" else 1.1),
             "best_valid_result": {"ndcg@10": 0.1},
             "model_file": str(model_file),
-            "seconds_before_resume": 1000.0 if "resume" in config_dict else 0.0,
         }
 
     # the FAERec run continued from a resume state: where from is not one of its settings
