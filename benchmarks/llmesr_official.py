@@ -22,7 +22,10 @@ stopping, with the settings of its ``experiments/beauty.bash``. This script only
 * runs its epoch loop (train one epoch, validate, its early stopping; at the end, test at the
   best epoch) with a resume point after each epoch (``<out>/resume.pth``: the model, optimiser,
   scheduler, early-stopping counters, random states and the validation so far), so that a run
-  killed at any point goes on where it stopped when the same command is run again.
+  killed at any point goes on where it stopped when the same command is run again. ``--epochs``
+  may change between runs: one at or below the epochs already trained tests the best epoch so
+  far (the figures of a run that has not stopped yet; give it another ``--out`` holding a copy
+  of ``resume.pth`` and ``saved/`` while the run itself goes on).
 
 Writes ``<out>/results.json`` (validation at every epoch, test at the best one) and prints the test
 figures. ``--smoke`` keeps the first 300 users only, to check the set-up (with ``--epochs 2``).
@@ -67,6 +70,8 @@ HIDDEN_SIZE = 64
 K = 10
 #: The early-stopping fields of the official ``EarlyStoppingNew`` that a resume restores.
 STOPPER_FIELDS = ("best_score", "best_epoch", "counter", "early_stop")
+#: The official argument a resume may change: the epoch budget.
+EPOCH_BUDGET = "--num_train_epochs="
 
 
 def export(dataset_name: str, data_path: str, out: Path, smoke: bool) -> dict:
@@ -172,8 +177,9 @@ def resumable_trainer(base: type, resume_file: Path, arguments: list[str], recor
 
     The loop is the official ``Trainer.train``'s (one epoch of its training, its validation, its
     early stopping on ``watch_metric``; at the end its test of the best checkpoint); a resume
-    point made with other ``arguments`` is refused.
+    point made with other ``arguments`` (the epoch budget aside) is refused.
     """
+    same_run = _without_epoch_budget(arguments)
 
     class ResumableTrainer(base):
         def train(self) -> tuple[dict, int]:
@@ -211,7 +217,7 @@ def resumable_trainer(base: type, resume_file: Path, arguments: list[str], recor
             if not resume_file.is_file():
                 return 0
             state = torch.load(resume_file, map_location=self.device, weights_only=False)
-            if state["arguments"] != arguments:
+            if _without_epoch_budget(state["arguments"]) != same_run:
                 raise SystemExit(
                     f"error: --out: {resume_file} was made with other arguments "
                     f"({' '.join(state['arguments'])}); fix: another --out, or delete that file"
@@ -231,6 +237,10 @@ def resumable_trainer(base: type, resume_file: Path, arguments: list[str], recor
             return state["epoch"] + 1
 
     return ResumableTrainer
+
+
+def _without_epoch_budget(arguments: list[str]) -> list[str]:
+    return [argument for argument in arguments if not argument.startswith(EPOCH_BUDGET)]
 
 
 def main(argv: list[str] | None = None) -> int:

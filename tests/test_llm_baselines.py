@@ -353,13 +353,14 @@ class _OfficialStandIn:
     (torch, numpy and python draws) and a validation score that rises and falls."""
 
     fail_at: int | None = None
+    budget = 12
 
     def __init__(self, record: dict) -> None:
         torch.manual_seed(0)
         np.random.seed(0)
         random.seed(0)
         self.record = record
-        self.args = SimpleNamespace(num_train_epochs=12)
+        self.args = SimpleNamespace(num_train_epochs=self.budget)
         self.device = torch.device("cpu")
         self.logger = logging.getLogger("official-stand-in")
         self.watch_metric = "NDCG@10"
@@ -414,3 +415,27 @@ def test_the_official_loop_killed_mid_run_goes_on_to_the_same_validation_and_tes
     other = harness.resumable_trainer(_OfficialStandIn, resume_file, ["--seed=2"], record)
     with pytest.raises(SystemExit, match="--out: .* other arguments"):
         other(record).train()
+
+
+def test_a_lower_epoch_budget_tests_the_best_epoch_so_far_without_training(tmp_path):
+    harness = _official_harness()
+    resume_file = tmp_path / "resume.pth"
+    record = {"valid": [], "test": []}
+    arguments = ["--seed=1", "--num_train_epochs=12"]
+    killed = harness.resumable_trainer(_OfficialStandIn, resume_file, arguments, record)
+    killed.fail_at = 3
+    with pytest.raises(KeyboardInterrupt):
+        killed(record).train()
+    trained = list(record["valid"])
+    assert [r["epoch"] for r in trained] == [0, 1, 2]
+
+    record = {"valid": [], "test": []}
+    arguments = ["--seed=1", "--num_train_epochs=3"]
+    now = harness.resumable_trainer(_OfficialStandIn, resume_file, arguments, record)
+    now.budget = 3
+    official = now(record)
+    test, best_epoch = official.train()
+    assert official.stopper.calls == 0  # no epoch trained
+    assert record["valid"] == trained
+    assert best_epoch == max(trained, key=lambda r: r["NDCG@10"])["epoch"]
+    assert record["test"] == [test]
